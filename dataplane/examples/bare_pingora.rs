@@ -1,0 +1,306 @@
+//! Bare pingora: the framework ceiling LouAILink is measured against (see `tests/bench/run.sh`
+//! and `docs/benchmarks.md`).
+//!
+//! No routing, no plugins, no logging: the least a pingora 0.9 program can do per request.
+//!
+//! ```text
+//! bare_pingora --listen 127.0.0.1:6188 --answer                 # answer "pong" from request_filter
+//! bare_pingora --listen 127.0.0.1:6188 --proxy 127.0.0.1:8080   # proxy everything, upstream keepalive
+//! ```
+//!
+//! Defaults match what the product runs with: one worker thread (`ServerConf { threads: 1, .. }`),
+//! pingora's own runtime and connection pool, the mimalloc global allocator and the workspace's
+//! release profile. The other flags exist to measure the knobs pingora, tokio and Rust offer
+//! (`docs/benchmarks.md`, "Where the time goes"); each one is off by default.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use clap::{Parser, ValueEnum};
+use mimalloc::MiMalloc;
+use pingora_core::apps::HttpServerOptions;
+use pingora_core::server::configuration::ServerConf;
+use pingora_core::server::Server;
+use pingora_core::services::Service as _;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_core::Result;
+use pingora_http::ResponseHeader;
+use pingora_proxy::{ProxyHttp, Session};
+
+// ---------------------------------------------------------------------------------------------
+// Allocator: mimalloc (as the product) unless BARE_PINGORA_ALLOC=system is set in the
+// environment. The choice is made once, before the first allocation (libc getenv does not
+// allocate), so every block is freed by the allocator that made it. The cost of the switch is one
+// well-predicted branch per call.
+// ---------------------------------------------------------------------------------------------
+
+struct SwitchAlloc;
+
+static ALLOC_MODE: AtomicU8 = AtomicU8::new(0); // 0 = undecided, 1 = mimalloc, 2 = system
+
+#[inline(always)]
+fn use_system() -> bool {
+    match ALLOC_MODE.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            // SAFETY: getenv with a NUL-terminated name; reads the environment without allocating.
+            let v = unsafe { libc::getenv(c"BARE_PINGORA_ALLOC".as_ptr()) };
+            let system = !v.is_null()
+                // SAFETY: a non-null getenv result is a NUL-terminated C string.
+                && unsafe { std::ffi::CStr::from_ptr(v) }.to_bytes() == b"system";
+            ALLOC_MODE.store(if system { 2 } else { 1 }, Ordering::Relaxed);
+            system
+        }
+    }
+}
+
+unsafe impl GlobalAlloc for SwitchAlloc {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if use_system() {
+            System.alloc(layout)
+        } else {
+            MiMalloc.alloc(layout)
+        }
+    }
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if use_system() {
+            System.alloc_zeroed(layout)
+        } else {
+            MiMalloc.alloc_zeroed(layout)
+        }
+    }
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if use_system() {
+            System.dealloc(ptr, layout)
+        } else {
+            MiMalloc.dealloc(ptr, layout)
+        }
+    }
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if use_system() {
+            System.realloc(ptr, layout, new_size)
+        } else {
+            MiMalloc.realloc(ptr, layout, new_size)
+        }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: SwitchAlloc = SwitchAlloc;
+
+// ---------------------------------------------------------------------------------------------
+// Command line
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum RuntimeKind {
+    /// pingora's own runtime (multi-thread tokio, or current-thread with --no-work-stealing)
+    Pingora,
+    /// our own tokio current-thread runtime (allows --event-interval)
+    Current,
+    /// our own tokio multi-thread runtime with --threads workers (allows --event-interval,
+    /// --global-queue-interval)
+    Multi,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "bare_pingora", about = "Bare pingora 0.9: the framework ceiling")]
+struct Args {
+    /// Listen address
+    #[arg(long, default_value = "127.0.0.1:6188")]
+    listen: String,
+    /// Answer every request from request_filter with `200 text/plain "pong"`
+    #[arg(long, conflicts_with = "proxy")]
+    answer: bool,
+    /// Proxy every request to this upstream (plain HTTP/1.1, keepalive)
+    #[arg(long, value_name = "ADDR")]
+    proxy: Option<String>,
+    /// Worker threads of the service
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// ServerConf.work_stealing = false (pingora runtime only)
+    #[arg(long)]
+    no_work_stealing: bool,
+    /// ServerConf.listener_tasks_per_fd
+    #[arg(long, default_value_t = 1)]
+    listener_tasks: usize,
+    /// ServerConf.upstream_keepalive_pool_size (pingora default 128)
+    #[arg(long, default_value_t = 128)]
+    keepalive_pool: usize,
+    /// Set HttpServerOptions on the proxy (keepalive_request_limit = this, h2c = false)
+    #[arg(long, value_name = "N")]
+    keepalive_request_limit: Option<u32>,
+    /// Which runtime hosts the service
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Pingora)]
+    runtime: RuntimeKind,
+    /// tokio Builder::event_interval (own runtimes only; tokio default 61)
+    #[arg(long)]
+    event_interval: Option<u32>,
+    /// tokio Builder::global_queue_interval (own runtimes only)
+    #[arg(long)]
+    global_queue_interval: Option<u32>,
+    /// Answer with a ResponseHeader built once at start and cloned per request
+    #[arg(long)]
+    prebuilt_header: bool,
+    /// Answer with write_response_header_ref + body instead of a boxed header
+    #[arg(long)]
+    header_ref: bool,
+    /// Proxy with an HttpPeer built once at start and cloned per request
+    #[arg(long)]
+    prebuilt_peer: bool,
+    /// Upstream idle_timeout in seconds set on the peer (pingora default: none)
+    #[arg(long)]
+    upstream_idle_timeout: Option<u64>,
+    /// Directory for the pid file and upgrade socket
+    #[arg(long, default_value = "/tmp")]
+    run_dir: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The ProxyHttp implementation
+// ---------------------------------------------------------------------------------------------
+
+static PONG: &[u8] = b"pong";
+
+struct Bare {
+    answer: bool,
+    upstream: String,
+    prebuilt_header: Option<ResponseHeader>,
+    header_ref: bool,
+    prebuilt_peer: Option<HttpPeer>,
+    idle_timeout: Option<std::time::Duration>,
+}
+
+fn pong_header() -> Result<ResponseHeader> {
+    let mut h = ResponseHeader::build(200, Some(2))?;
+    h.insert_header(http::header::CONTENT_TYPE, "text/plain")?;
+    h.insert_header(http::header::CONTENT_LENGTH, "4")?;
+    Ok(h)
+}
+
+#[async_trait]
+impl ProxyHttp for Bare {
+    type CTX = ();
+    fn new_ctx(&self) -> Self::CTX {}
+
+    async fn request_filter(&self, session: &mut Session, _ctx: &mut Self::CTX) -> Result<bool> {
+        if !self.answer {
+            return Ok(false);
+        }
+        if self.header_ref {
+            let h = match &self.prebuilt_header {
+                Some(h) => session.write_response_header_ref(h, false).await,
+                None => session.write_response_header_ref(&pong_header()?, false).await,
+            };
+            h?;
+        } else {
+            let h = match &self.prebuilt_header {
+                Some(h) => Box::new(h.clone()),
+                None => Box::new(pong_header()?),
+            };
+            session.write_response_header(h, false).await?;
+        }
+        session
+            .write_response_body(Some(Bytes::from_static(PONG)), true)
+            .await?;
+        Ok(true)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut Self::CTX,
+    ) -> Result<Box<HttpPeer>> {
+        let mut peer = match &self.prebuilt_peer {
+            Some(p) => Box::new(p.clone()),
+            None => Box::new(HttpPeer::new(self.upstream.as_str(), false, String::new())),
+        };
+        if self.idle_timeout.is_some() {
+            peer.options.idle_timeout = self.idle_timeout;
+        }
+        Ok(peer)
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    if !args.answer && args.proxy.is_none() {
+        eprintln!("bare_pingora: one of --answer or --proxy <ADDR> is required");
+        std::process::exit(2);
+    }
+
+    let conf = ServerConf {
+        threads: args.threads,
+        work_stealing: !args.no_work_stealing,
+        listener_tasks_per_fd: args.listener_tasks,
+        upstream_keepalive_pool_size: args.keepalive_pool,
+        grace_period_seconds: Some(1),
+        graceful_shutdown_timeout_seconds: Some(1),
+        pid_file: format!("{}/bare_pingora.pid", args.run_dir),
+        upgrade_sock: format!("{}/bare_pingora_upgrade.sock", args.run_dir),
+        ..Default::default()
+    };
+
+    let upstream = args.proxy.clone().unwrap_or_default();
+    let prebuilt_peer = (args.prebuilt_peer && !upstream.is_empty())
+        .then(|| HttpPeer::new(upstream.as_str(), false, String::new()));
+    let app = Bare {
+        answer: args.answer,
+        upstream,
+        prebuilt_header: args
+            .prebuilt_header
+            .then(|| pong_header().expect("pong header")),
+        header_ref: args.header_ref,
+        prebuilt_peer,
+        idle_timeout: args.upstream_idle_timeout.map(std::time::Duration::from_secs),
+    };
+
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let mut service = pingora_proxy::http_proxy_service(&server.configuration, app);
+    if let Some(limit) = args.keepalive_request_limit {
+        let mut opts = HttpServerOptions::default();
+        opts.keepalive_request_limit = Some(limit);
+        service.app_logic_mut().expect("app").server_options = Some(opts);
+    }
+    service.add_tcp(&args.listen);
+
+    match args.runtime {
+        RuntimeKind::Pingora => {
+            server.add_service(service);
+            server.run_forever();
+        }
+        RuntimeKind::Current | RuntimeKind::Multi => {
+            // Host the service on a runtime we build ourselves, to try tokio knobs pingora does
+            // not expose. No signal handling: SIGINT/SIGTERM end the process at once.
+            let mut builder = if args.runtime == RuntimeKind::Current {
+                tokio::runtime::Builder::new_current_thread()
+            } else {
+                let mut b = tokio::runtime::Builder::new_multi_thread();
+                b.worker_threads(args.threads);
+                if let Some(n) = args.global_queue_interval {
+                    b.global_queue_interval(n);
+                }
+                b
+            };
+            builder.enable_all();
+            if let Some(n) = args.event_interval {
+                builder.event_interval(n);
+            }
+            let rt = builder.build().expect("tokio runtime");
+            let (_tx, rx) = tokio::sync::watch::channel(false);
+            let listener_tasks = args.listener_tasks;
+            let mut service = service;
+            rt.block_on(async move {
+                service.start_service(None, rx, listener_tasks).await;
+            });
+        }
+    }
+}

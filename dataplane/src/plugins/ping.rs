@@ -1,0 +1,35 @@
+//! `ping`: answers `200 pong` on one exact path, for load balancer probes.
+
+use super::{Flow, Plugin, Reply};
+use crate::ctx::RequestCtx;
+use async_trait::async_trait;
+use bytes::Bytes;
+use louailink_shared::plugins::PingOptions;
+use pingora_proxy::Session;
+
+/// The `ping` plugin.
+pub struct Ping {
+    path: String,
+}
+
+impl Ping {
+    /// From validated options.
+    pub fn new(options: PingOptions) -> Self {
+        Ping { path: options.path }
+    }
+}
+
+#[async_trait]
+impl Plugin for Ping {
+    fn category(&self) -> &'static str {
+        "ping"
+    }
+
+    async fn request(&self, session: &mut Session, _ctx: &mut RequestCtx) -> pingora::Result<Flow> {
+        if session.req_header().uri.path() != self.path {
+            return Ok(Flow::Continue);
+        }
+        let reply = Reply::new(200, "text/plain", Bytes::from_static(b"pong"))?;
+        Ok(Flow::Reply(Box::new(reply)))
+    }
+}

@@ -1,0 +1,306 @@
+//! Location matching for one server, through an index rather than a scan.
+//!
+//! Order (config.md "Which location wins"): weight (higher first), then host kind
+//! (exact > wildcard, longer suffix first > regex > none), then path kind
+//! (exact > regex > prefix, longer first > any), then list order. Each weight level holds
+//! a host index (hash for exact hosts, suffix hash for wildcards, a list for regexes) whose
+//! entries hold a path index (hash for exact paths, a byte trie for prefixes, a list for
+//! regexes). A request walks host tiers in order and stops at the first tier with a path hit.
+
+use crate::location::{HostMatcher, Location, PathMatcher};
+use ahash::AHashMap;
+use regex::Regex;
+use std::sync::Arc;
+
+/// A matched location and which of its host patterns matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hit {
+    /// Index into [`Router::locations`].
+    pub location: u32,
+    /// Index of the matching host pattern (meaningful for regex hosts).
+    pub host_pattern: u16,
+}
+
+/// One candidate entry inside a path index.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    hit: Hit,
+    /// Position in the server's `locations` list; lower wins ties.
+    order: u32,
+}
+
+/// Rank of a path hit inside one host tier; lower is better.
+type PathRank = (u8, usize, u32);
+
+/// Byte trie over prefix paths; each node may end a prefix.
+#[derive(Default)]
+struct PrefixTrie {
+    nodes: Vec<TrieNode>,
+}
+
+#[derive(Default)]
+struct TrieNode {
+    children: Vec<(u8, u32)>,
+    entry: Option<Entry>,
+}
+
+impl PrefixTrie {
+    fn insert(&mut self, prefix: &[u8], entry: Entry) {
+        if self.nodes.is_empty() {
+            self.nodes.push(TrieNode::default());
+        }
+        let mut node = 0usize;
+        for &b in prefix {
+            let next = match self.nodes[node].children.binary_search_by_key(&b, |c| c.0) {
+                Ok(i) => self.nodes[node].children[i].1 as usize,
+                Err(i) => {
+                    let id = self.nodes.len();
+                    self.nodes.push(TrieNode::default());
+                    self.nodes[node].children.insert(i, (b, id as u32));
+                    id
+                }
+            };
+            node = next;
+        }
+        let slot = &mut self.nodes[node].entry;
+        if slot.is_none_or(|e| e.order > entry.order) {
+            *slot = Some(entry);
+        }
+    }
+
+    /// The entry of the longest prefix of `path`, with that prefix's length.
+    fn longest(&self, path: &[u8]) -> Option<(usize, Entry)> {
+        let mut node = self.nodes.first()?;
+        let mut best = node.entry.map(|e| (0, e));
+        for (depth, &b) in path.iter().enumerate() {
+            let Ok(i) = node.children.binary_search_by_key(&b, |c| c.0) else {
+                break;
+            };
+            node = &self.nodes[node.children[i].1 as usize];
+            if let Some(e) = node.entry {
+                best = Some((depth + 1, e));
+            }
+        }
+        best
+    }
+}
+
+/// The locations of one host tier, indexed by path.
+#[derive(Default)]
+struct PathIndex {
+    exact: AHashMap<Box<str>, Entry>,
+    regex: Vec<(Regex, Entry)>,
+    prefix: PrefixTrie,
+    any: Option<Entry>,
+}
+
+impl PathIndex {
+    fn insert(&mut self, path: &PathMatcher, entry: Entry) {
+        let keep_first = |slot: &mut Option<Entry>| {
+            if slot.is_none_or(|e| e.order > entry.order) {
+                *slot = Some(entry);
+            }
+        };
+        match path {
+            PathMatcher::Exact(p) => {
+                let slot = self.exact.entry(p.as_str().into()).or_insert(entry);
+                if slot.order > entry.order {
+                    *slot = entry;
+                }
+            }
+            PathMatcher::Regex(re) => {
+                self.regex.push((re.clone(), entry));
+                self.regex.sort_by_key(|(_, e)| e.order);
+            }
+            PathMatcher::Prefix(p) => self.prefix.insert(p.as_bytes(), entry),
+            PathMatcher::Any => keep_first(&mut self.any),
+        }
+    }
+
+    fn find(&self, path: &str) -> Option<(PathRank, Entry)> {
+        if let Some(e) = self.exact.get(path) {
+            return Some(((0, 0, e.order), *e));
+        }
+        if let Some((_, e)) = self.regex.iter().find(|(re, _)| re.is_match(path)) {
+            return Some(((1, 0, e.order), *e));
+        }
+        if let Some((len, e)) = self.prefix.longest(path.as_bytes()) {
+            return Some(((2, usize::MAX - len, e.order), e));
+        }
+        self.any.map(|e| ((3, 0, e.order), e))
+    }
+}
+
+/// All locations sharing one weight.
+#[derive(Default)]
+struct Level {
+    weight: i32,
+    exact: AHashMap<Box<str>, PathIndex>,
+    wildcard: AHashMap<Box<str>, PathIndex>,
+    regex: Vec<(Regex, PathIndex)>,
+    any: PathIndex,
+}
+
+impl Level {
+    fn find(&self, host: Option<&str>, path: &str) -> Option<Entry> {
+        let Some(host) = host else {
+            return self.any.find(path).map(|(_, e)| e);
+        };
+        if let Some((_, e)) = self.exact.get(host).and_then(|ix| ix.find(path)) {
+            return Some(e);
+        }
+        if !self.wildcard.is_empty() {
+            // Longest suffix first: ".y.a.com" before ".a.com".
+            for (i, _) in host.match_indices('.') {
+                if let Some((_, e)) = self.wildcard.get(&host[i..]).and_then(|ix| ix.find(path)) {
+                    return Some(e);
+                }
+            }
+        }
+        let regex_best = self
+            .regex
+            .iter()
+            .filter(|(re, _)| re.is_match(host))
+            .filter_map(|(_, ix)| ix.find(path))
+            .min_by_key(|(rank, _)| *rank);
+        if let Some((_, e)) = regex_best {
+            return Some(e);
+        }
+        self.any.find(path).map(|(_, e)| e)
+    }
+}
+
+/// The compiled router of one server.
+pub struct Router {
+    /// The server's locations, in list order.
+    pub locations: Vec<Arc<Location>>,
+    levels: Vec<Level>,
+}
+
+impl Router {
+    /// Builds the index over `locations` (given in the server's list order).
+    pub fn new(locations: Vec<Arc<Location>>) -> Self {
+        let mut levels: Vec<Level> = Vec::new();
+        for (order, loc) in locations.iter().enumerate() {
+            let level = match levels.iter().position(|l| l.weight == loc.weight) {
+                Some(i) => &mut levels[i],
+                None => {
+                    levels.push(Level { weight: loc.weight, ..Level::default() });
+                    levels.last_mut().expect("just pushed")
+                }
+            };
+            let entry = |host_pattern: usize| Entry {
+                hit: Hit { location: order as u32, host_pattern: host_pattern as u16 },
+                order: order as u32,
+            };
+            if loc.hosts.is_empty() {
+                level.any.insert(&loc.path, entry(0));
+            }
+            for (i, host) in loc.hosts.iter().enumerate() {
+                let index = match host {
+                    HostMatcher::Exact(h) => level.exact.entry(h.as_str().into()).or_default(),
+                    HostMatcher::Wildcard(s) => level.wildcard.entry(s.as_str().into()).or_default(),
+                    HostMatcher::Regex(re) => {
+                        match level.regex.iter().position(|(r, _)| r.as_str() == re.as_str()) {
+                            Some(p) => &mut level.regex[p].1,
+                            None => {
+                                level.regex.push((re.clone(), PathIndex::default()));
+                                &mut level.regex.last_mut().expect("just pushed").1
+                            }
+                        }
+                    }
+                };
+                index.insert(&loc.path, entry(i));
+            }
+        }
+        levels.sort_by_key(|l| std::cmp::Reverse(l.weight));
+        Router { locations, levels }
+    }
+
+    /// Finds the location for a lower-case host without port (None = no host) and a path.
+    pub fn find(&self, host: Option<&str>, path: &str) -> Option<Hit> {
+        self.levels.iter().find_map(|l| l.find(host, path)).map(|e| e.hit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::location::test_location;
+
+    fn router(specs: &[(&str, Option<&str>, Option<&str>, i32)]) -> Router {
+        Router::new(
+            specs
+                .iter()
+                .map(|(name, host, path, weight)| Arc::new(test_location(name, *host, *path, *weight)))
+                .collect(),
+        )
+    }
+
+    fn name(r: &Router, host: Option<&str>, path: &str) -> Option<String> {
+        r.find(host, path).map(|h| r.locations[h.location as usize].name.to_string())
+    }
+
+    #[test]
+    fn host_kinds_in_order() {
+        let r = router(&[
+            ("none", None, Some("/"), 0),
+            ("regex", Some("~^[a-z]+\\.a\\.com$"), Some("/"), 0),
+            ("wild", Some("*.a.com"), Some("/"), 0),
+            ("wild_long", Some("*.b.a.com"), Some("/"), 0),
+            ("exact", Some("x.a.com"), Some("/"), 0),
+        ]);
+        assert_eq!(name(&r, Some("x.a.com"), "/"), Some("exact".into()));
+        assert_eq!(name(&r, Some("y.a.com"), "/"), Some("wild".into()));
+        assert_eq!(name(&r, Some("z.b.a.com"), "/"), Some("wild_long".into()));
+        assert_eq!(name(&r, Some("a.com"), "/"), Some("none".into()));
+        assert_eq!(name(&r, Some("xa.com"), "/"), Some("none".into()));
+        assert_eq!(name(&r, None, "/"), Some("none".into()));
+    }
+
+    #[test]
+    fn regex_host_beats_none_and_falls_through() {
+        let r = router(&[
+            ("none", None, Some("/"), 0),
+            ("regex", Some("~^t[0-9]+\\.a\\.com$"), Some("/api"), 0),
+        ]);
+        assert_eq!(name(&r, Some("t1.a.com"), "/api/x"), Some("regex".into()));
+        assert_eq!(name(&r, Some("t1.a.com"), "/other"), Some("none".into()));
+    }
+
+    #[test]
+    fn path_kinds_in_order() {
+        let r = router(&[
+            ("any", None, None, 0),
+            ("short", None, Some("/a"), 0),
+            ("long", None, Some("/a/b"), 0),
+            ("re", None, Some("~^/a/b/[0-9]+$"), 0),
+            ("exact", None, Some("=/a/b/1"), 0),
+        ]);
+        assert_eq!(name(&r, None, "/a/b/1"), Some("exact".into()));
+        assert_eq!(name(&r, None, "/a/b/2"), Some("re".into()));
+        assert_eq!(name(&r, None, "/a/b/x"), Some("long".into()));
+        assert_eq!(name(&r, None, "/ax"), Some("short".into()));
+        assert_eq!(name(&r, None, "/z"), Some("any".into()));
+    }
+
+    #[test]
+    fn weight_and_list_order() {
+        let r = router(&[
+            ("first", None, Some("/a"), 0),
+            ("second", None, Some("/a"), 0),
+            ("heavy", None, Some("/"), 10),
+            ("exact_host", Some("h.com"), Some("/a"), 0),
+        ]);
+        assert_eq!(name(&r, Some("h.com"), "/a"), Some("heavy".into()));
+        let r = router(&[("first", None, Some("/a"), 0), ("second", None, Some("/a"), 0)]);
+        assert_eq!(name(&r, None, "/a"), Some("first".into()));
+    }
+
+    #[test]
+    fn nothing_matches() {
+        let r = router(&[("h", Some("h.com"), Some("/a"), 0)]);
+        assert_eq!(name(&r, Some("h.com"), "/b"), None);
+        assert_eq!(name(&r, None, "/a"), None);
+    }
+}

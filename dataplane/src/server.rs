@@ -1,0 +1,162 @@
+//! Turns the config into a running pingora server: one proxy service per `servers` item,
+//! TLS with SNI-selected certificates, h2/h2c, and the background work (health checks,
+//! access log writer) started after daemonizing.
+
+use crate::access_log::Sink;
+use crate::proxy::Proxy;
+use crate::snapshot::Snapshot;
+use crate::tls::SniResolver;
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use louailink_shared::Config;
+use pingora::apps::HttpServerOptions;
+use pingora::listeners::tls::TlsSettings;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Process-level settings from the command line.
+pub struct ProcessOptions {
+    /// Run in the background.
+    pub daemon: bool,
+    /// Take over the sockets of a running instance.
+    pub upgrade: bool,
+    /// Log file (also receives stderr when daemonized).
+    pub log: Option<String>,
+    /// Pid file.
+    pub pid_file: String,
+    /// Upgrade socket.
+    pub upgrade_sock: String,
+}
+
+fn secs_ceil(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// SIGQUIT hands the sockets over and drains; SIGTERM and SIGINT stop at once.
+struct Signals;
+
+#[async_trait]
+impl ShutdownSignalWatch for Signals {
+    async fn recv(&self) -> ShutdownSignal {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut quit), Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::quit()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::error!("cannot install signal handlers");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = quit.recv() => {
+                tracing::info!("SIGQUIT: graceful shutdown (handing sockets to a new process if one waits)");
+                ShutdownSignal::GracefulUpgrade
+            }
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: fast shutdown");
+                ShutdownSignal::FastShutdown
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT: fast shutdown");
+                ShutdownSignal::FastShutdown
+            }
+        }
+    }
+}
+
+/// Background work that must run in the (possibly daemonized) serving process.
+struct Maintenance {
+    state: Arc<ArcSwap<Snapshot>>,
+    sink: Arc<Sink>,
+}
+
+#[async_trait]
+impl BackgroundService for Maintenance {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        if let Err(e) = self.sink.start_writer() {
+            tracing::error!(error = %e, "cannot open the access log");
+        }
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tick.tick() => self.state.load().start_maintenance(),
+            }
+        }
+    }
+}
+
+/// Builds the pingora server for `config` and runs it until shutdown.
+pub fn run(config: &Config, snapshot: Snapshot, sink: Arc<Sink>, opts: ProcessOptions) -> anyhow::Result<()> {
+    let basic = &config.basic;
+    let conf = ServerConf {
+        daemon: opts.daemon,
+        error_log: opts.log.clone(),
+        pid_file: opts.pid_file.clone(),
+        upgrade_sock: opts.upgrade_sock.clone(),
+        threads: basic.threads.unwrap_or_else(num_cpus),
+        grace_period_seconds: Some(basic.grace_period.map_or(30, |d| secs_ceil(d.0))),
+        graceful_shutdown_timeout_seconds: Some(basic.graceful_shutdown_timeout.map_or(10, |d| secs_ceil(d.0))),
+        upstream_keepalive_pool_size: basic.upstream_keepalive_pool_size.unwrap_or(1024),
+        ..ServerConf::default()
+    };
+    let opt = Opt { upgrade: opts.upgrade, daemon: opts.daemon, ..Opt::default() };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+
+    let state = Arc::new(ArcSwap::from_pointee(snapshot));
+    for (name, sc) in &config.servers {
+        let proxy = Proxy { server: Arc::from(name.as_str()), state: state.clone(), tls: sc.tls };
+        let mut service = pingora_proxy::http_proxy_service_with_name(
+            &server.configuration,
+            proxy,
+            &format!("server {name}"),
+        );
+        if sc.enabled_h2 && !sc.tls {
+            if let Some(app) = service.app_logic_mut() {
+                let mut options = HttpServerOptions::default();
+                options.h2c = true;
+                app.server_options = Some(options);
+            }
+        }
+        for addr in sc.addr.iter() {
+            if sc.tls {
+                let mut tls = TlsSettings::intermediate("", "")?;
+                tls.set_cert_resolver(Arc::new(SniResolver { state: state.clone() }));
+                if sc.enabled_h2 {
+                    tls.enable_h2();
+                }
+                service.add_tls_with_settings(addr, None, tls);
+            } else {
+                service.add_tcp(addr);
+            }
+        }
+        service.threads = sc.threads.or(basic.threads);
+        server.add_service(service);
+    }
+    server.add_service(background_service("maintenance", Maintenance { state, sink }));
+
+    if !opts.daemon {
+        write_pid_file(&opts.pid_file);
+    }
+    tracing::info!(servers = config.servers.len(), "louailink started");
+    server.run(RunArgs { shutdown_signal: Box::new(Signals) });
+    Ok(())
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Writes our pid (pingora writes it itself only when daemonizing).
+fn write_pid_file(path: &str) {
+    if let Some(dir) = std::path::Path::new(path).parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
+        tracing::warn!(path, error = %e, "cannot write the pid file");
+    }
+}

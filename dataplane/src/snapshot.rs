@@ -1,0 +1,193 @@
+//! The running config as one immutable snapshot: routers, upstreams, plugins, certificates.
+//!
+//! A snapshot is built off the request path from a validated [`Config`] and swapped in
+//! whole (`ArcSwap`). Upstreams and plugins whose config did not change are carried over
+//! from the previous snapshot, keeping connection pools, health state and counters.
+
+use crate::access_log::{AccessLog, Sink};
+use crate::location::Location;
+use crate::plugins::{self, Plugin};
+use crate::router::Router;
+use crate::tls::CertStore;
+use crate::upstream::Upstream;
+use ahash::AHashMap;
+use ipnet::IpNet;
+use louailink_shared::{Config, PluginConf, ServerConf};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One server's request-time state.
+pub struct ServerRuntime {
+    /// Location index.
+    pub router: Router,
+    /// Access log, when configured.
+    pub access_log: Option<AccessLog>,
+    /// Client keep-alive timeout.
+    pub keepalive_timeout: Option<Duration>,
+    /// Client read timeout.
+    pub read_timeout: Option<Duration>,
+    /// Client write timeout.
+    pub write_timeout: Option<Duration>,
+}
+
+/// Everything a request needs, immutable once built.
+pub struct Snapshot {
+    /// Servers by name.
+    pub servers: AHashMap<String, ServerRuntime>,
+    /// Upstreams by name (also for `upstream = "$var"`).
+    pub upstreams: HashMap<String, Arc<Upstream>>,
+    /// Plugins by name, with the config each was built from.
+    pub plugins: HashMap<String, (PluginConf, Arc<dyn Plugin>)>,
+    /// TLS certificates.
+    pub certs: CertStore,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// `basic.error_template`.
+    pub error_template: Option<String>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot").field("servers", &self.servers.len()).finish()
+    }
+}
+
+impl Snapshot {
+    /// Builds a snapshot, reusing unchanged upstreams and plugins of `previous`.
+    /// Errors are collected, each naming its item.
+    pub async fn build(config: &Config, previous: Option<&Snapshot>, sink: &Arc<Sink>) -> Result<Self, Vec<String>> {
+        let mut errors = Vec::new();
+
+        let mut upstreams = HashMap::new();
+        for (name, conf) in &config.upstreams {
+            let reused = previous
+                .and_then(|p| p.upstreams.get(name))
+                .filter(|u| u.conf == *conf)
+                .cloned();
+            match reused {
+                Some(u) => {
+                    upstreams.insert(name.clone(), u);
+                }
+                None => match Upstream::build(name, conf).await {
+                    Ok(u) => {
+                        upstreams.insert(name.clone(), Arc::new(u));
+                    }
+                    Err(e) => errors.push(format!("upstreams.{name}: {e}")),
+                },
+            }
+        }
+
+        let mut plugins = HashMap::new();
+        for (name, conf) in &config.plugins {
+            let reused = previous
+                .and_then(|p| p.plugins.get(name))
+                .filter(|(c, _)| c == conf)
+                .map(|(_, p)| p.clone());
+            match reused.map(Ok).unwrap_or_else(|| plugins::build(conf)) {
+                Ok(p) => {
+                    plugins.insert(name.clone(), (conf.clone(), p));
+                }
+                Err(e) => errors.push(format!("plugins.{name}: {e}")),
+            }
+        }
+        let plugin_refs: HashMap<String, Arc<dyn Plugin>> =
+            plugins.iter().map(|(k, (_, p))| (k.clone(), p.clone())).collect();
+
+        let mut locations = HashMap::new();
+        for (name, conf) in &config.locations {
+            match Location::compile(name, conf, &upstreams, &plugin_refs) {
+                Ok(l) => {
+                    locations.insert(name.as_str(), Arc::new(l));
+                }
+                Err(e) => errors.push(format!("locations.{name}: {e}")),
+            }
+        }
+
+        let mut servers = AHashMap::new();
+        for (name, conf) in &config.servers {
+            match build_server(name, conf, &locations, sink) {
+                Ok(s) => {
+                    servers.insert(name.clone(), s);
+                }
+                Err(e) => errors.push(format!("servers.{name}: {e}")),
+            }
+        }
+
+        let certs = CertStore::build(config.certificates.iter()).unwrap_or_else(|e| {
+            errors.push(e);
+            CertStore::default()
+        });
+
+        let trusted_proxies = config
+            .basic
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| match parse_net(p) {
+                Some(n) => Some(n),
+                None => {
+                    errors.push(format!("basic: trusted_proxies: {p:?} is not an IP or CIDR"));
+                    None
+                }
+            })
+            .collect();
+
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Snapshot {
+            servers,
+            upstreams,
+            plugins,
+            certs,
+            trusted_proxies,
+            error_template: config.basic.error_template.clone(),
+        })
+    }
+
+    /// Starts health checks and DNS refresh of upstreams that have none running yet.
+    pub fn start_maintenance(&self) {
+        for u in self.upstreams.values() {
+            u.start_maintenance();
+        }
+    }
+}
+
+fn build_server(
+    name: &str,
+    conf: &ServerConf,
+    locations: &HashMap<&str, Arc<Location>>,
+    sink: &Arc<Sink>,
+) -> Result<ServerRuntime, String> {
+    let locs = conf
+        .locations
+        .iter()
+        .map(|l| {
+            locations
+                .get(l.as_str())
+                .cloned()
+                .ok_or_else(|| format!("location {l:?} does not exist"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let access_log = conf
+        .access_log
+        .as_deref()
+        .map(|spec| AccessLog::new(spec, sink.clone()))
+        .transpose()
+        .map_err(|e| format!("access_log: {e}"))?;
+    let _ = name;
+    Ok(ServerRuntime {
+        router: Router::new(locs),
+        access_log,
+        keepalive_timeout: conf.keepalive_timeout.map(|d| d.0),
+        read_timeout: conf.downstream_read_timeout.map(|d| d.0),
+        write_timeout: conf.downstream_write_timeout.map(|d| d.0),
+    })
+}
+
+/// Parses `10.0.0.0/8` or a bare IP.
+pub fn parse_net(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}

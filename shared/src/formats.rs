@@ -1,0 +1,335 @@
+//! Reading TOML, YAML and JSON text into one generic tree (`serde_json::Value`) plus a line
+//! index: for each key path (`["locations", "api", "path"]`) the 1-based line where it is
+//! written. TOML lines come from `toml_edit` spans; YAML and JSON lines from a light scan of
+//! the text (keys by indentation, resp. by nesting), which is exact for ordinary files.
+
+use crate::error::ConfigError;
+use crate::keys::clean_message;
+use serde_json::{Map, Number, Value};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// A config file format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `.toml`
+    Toml,
+    /// `.yaml` / `.yml`
+    Yaml,
+    /// `.json`
+    Json,
+}
+
+impl Format {
+    /// The format of a file, from its extension (`toml`, `yaml`, `yml`, `json`; any case).
+    pub fn from_path(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "toml" => Some(Format::Toml),
+            "yaml" | "yml" => Some(Format::Yaml),
+            "json" => Some(Format::Json),
+            _ => None,
+        }
+    }
+}
+
+/// A parsed document: its value and where each key path was written.
+#[derive(Debug, Default)]
+pub struct Tree {
+    /// The whole document.
+    pub root: Value,
+    /// Key path → 1-based line of its first occurrence.
+    pub lines: HashMap<Vec<String>, usize>,
+}
+
+impl Tree {
+    /// The line of a key path, if known.
+    pub fn line(&self, path: &[&str]) -> Option<usize> {
+        let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        self.lines.get(&path).copied()
+    }
+}
+
+/// Parses `text` in `format`; a syntax error is returned with its line.
+pub fn parse_tree(text: &str, format: Format) -> Result<Tree, ConfigError> {
+    match format {
+        Format::Toml => parse_toml(text),
+        Format::Yaml => parse_yaml(text),
+        Format::Json => parse_json(text),
+    }
+}
+
+/// Byte offsets → 1-based line numbers.
+struct LineIndex(Vec<usize>);
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex(starts.collect())
+    }
+
+    fn line(&self, offset: usize) -> usize {
+        self.0.partition_point(|&start| start <= offset).max(1)
+    }
+}
+
+fn syntax_error(message: &str, line: Option<usize>) -> ConfigError {
+    ConfigError::new("", None, format!("syntax error: {}", clean_message(message))).at(None, line)
+}
+
+// ---------------------------------------------------------------- TOML
+
+fn parse_toml(text: &str) -> Result<Tree, ConfigError> {
+    let index = LineIndex::new(text);
+    let doc = toml_edit::ImDocument::parse(text)
+        .map_err(|e| syntax_error(e.message(), e.span().map(|s| index.line(s.start))))?;
+    let mut tree = Tree::default();
+    let mut path = Vec::new();
+    tree.root = toml_table(doc.as_table(), &index, &mut path, &mut tree.lines);
+    Ok(tree)
+}
+
+fn toml_table(
+    table: &dyn toml_edit::TableLike,
+    index: &LineIndex,
+    path: &mut Vec<String>,
+    lines: &mut HashMap<Vec<String>, usize>,
+) -> Value {
+    let mut map = Map::new();
+    for (key, item) in table.iter() {
+        path.push(key.to_string());
+        let span = table
+            .key(key)
+            .and_then(toml_edit::Key::span)
+            .or_else(|| item.span());
+        if let Some(span) = span {
+            lines.entry(path.clone()).or_insert_with(|| index.line(span.start));
+        }
+        if let Some(v) = toml_item(item, index, path, lines) {
+            map.insert(key.to_string(), v);
+        }
+        path.pop();
+    }
+    Value::Object(map)
+}
+
+fn toml_item(
+    item: &toml_edit::Item,
+    index: &LineIndex,
+    path: &mut Vec<String>,
+    lines: &mut HashMap<Vec<String>, usize>,
+) -> Option<Value> {
+    Some(match item {
+        toml_edit::Item::None => return None,
+        toml_edit::Item::Value(v) => toml_value(v, index, path, lines),
+        toml_edit::Item::Table(t) => toml_table(t, index, path, lines),
+        toml_edit::Item::ArrayOfTables(a) => {
+            Value::Array(a.iter().map(|t| toml_table(t, index, path, lines)).collect())
+        }
+    })
+}
+
+fn toml_value(
+    v: &toml_edit::Value,
+    index: &LineIndex,
+    path: &mut Vec<String>,
+    lines: &mut HashMap<Vec<String>, usize>,
+) -> Value {
+    use toml_edit::Value as T;
+    match v {
+        T::String(s) => Value::String(s.value().clone()),
+        T::Integer(i) => Value::from(*i.value()),
+        T::Float(f) => Number::from_f64(*f.value()).map_or_else(|| Value::String(f.to_string()), Value::Number),
+        T::Boolean(b) => Value::Bool(*b.value()),
+        T::Datetime(d) => Value::String(d.value().to_string()),
+        T::Array(a) => Value::Array(a.iter().map(|v| toml_value(v, index, path, lines)).collect()),
+        T::InlineTable(t) => toml_table(t, index, path, lines),
+    }
+}
+
+// ---------------------------------------------------------------- YAML
+
+fn parse_yaml(text: &str) -> Result<Tree, ConfigError> {
+    let root: Value = if text.trim().is_empty() {
+        Value::Object(Map::new())
+    } else {
+        serde_yaml::from_str(text)
+            .map_err(|e| syntax_error(&e.to_string(), e.location().map(|l| l.line())))?
+    };
+    // An empty YAML document (only comments) is null: treat it as an empty config.
+    let root = if root.is_null() { Value::Object(Map::new()) } else { root };
+    Ok(Tree { root, lines: yaml_lines(text) })
+}
+
+/// Key lines of a block-style YAML document, found by indentation.
+fn yaml_lines(text: &str) -> HashMap<Vec<String>, usize> {
+    let mut lines = HashMap::new();
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let body = raw.trim_start();
+        let indent = raw.len() - body.len();
+        if body.is_empty() || body.starts_with('#') || body.starts_with("---") || body.starts_with("- ") {
+            continue;
+        }
+        let Some(key) = yaml_key(body) else { continue };
+        while stack.last().is_some_and(|(i, _)| *i >= indent) {
+            stack.pop();
+        }
+        let mut path: Vec<String> = stack.iter().map(|(_, k)| k.clone()).collect();
+        path.push(key.clone());
+        lines.entry(path).or_insert(n + 1);
+        stack.push((indent, key));
+    }
+    lines
+}
+
+/// The key of a `key: value` / `"key": value` line.
+fn yaml_key(body: &str) -> Option<String> {
+    if let Some(q) = body.chars().next().filter(|c| *c == '"' || *c == '\'') {
+        let rest = &body[1..];
+        let end = rest.find(q)?;
+        return rest[end + 1..].trim_start().starts_with(':').then(|| rest[..end].to_string());
+    }
+    let colon = body.find(": ").or_else(|| body.strip_suffix(':').map(str::len))?;
+    let key = body[..colon].trim_end();
+    (!key.is_empty() && !key.contains(['{', '[', '#'])).then(|| key.to_string())
+}
+
+// ---------------------------------------------------------------- JSON
+
+fn parse_json(text: &str) -> Result<Tree, ConfigError> {
+    let root: Value = serde_json::from_str(text).map_err(|e| syntax_error(&e.to_string(), Some(e.line())))?;
+    Ok(Tree { root, lines: json_lines(text) })
+}
+
+/// Key lines of a JSON document, found by following its nesting.
+fn json_lines(text: &str) -> HashMap<Vec<String>, usize> {
+    let mut lines = HashMap::new();
+    // One entry per open container: the key under which it was opened (None in arrays).
+    let mut stack: Vec<Option<String>> = Vec::new();
+    let mut pending: Option<String> = None; // the last key read, until its value opens or ends
+    let mut line = 1;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' => line += 1,
+            '{' | '[' => stack.push(pending.take()),
+            '}' | ']' => {
+                stack.pop();
+                pending = None;
+            }
+            ',' => pending = None,
+            '"' => {
+                let start_line = line;
+                let mut s = String::new();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => {
+                            if let Some(e) = chars.next() {
+                                s.push(e);
+                            }
+                        }
+                        '\n' => {
+                            line += 1;
+                            s.push(c);
+                        }
+                        _ => s.push(c),
+                    }
+                }
+                while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                    if chars.next() == Some('\n') {
+                        line += 1;
+                    }
+                }
+                if chars.peek() == Some(&':') {
+                    let mut path: Vec<String> = stack.iter().flatten().cloned().collect();
+                    path.push(s.clone());
+                    lines.entry(path).or_insert(start_line);
+                    pending = Some(s);
+                }
+            }
+            _ => {}
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOML: &str = r#"
+[upstreams.charts]
+addrs = ["127.0.0.1:5000"]
+
+[locations.lo]
+upstream = "charts"
+path = "/"
+
+[servers.test]
+addr = "0.0.0.0:6188"
+locations = ["lo"]
+
+[basic.webhook]
+url = "http://x"
+"#;
+
+    #[test]
+    fn toml_values_and_lines() {
+        let t = parse_tree(TOML, Format::Toml).unwrap();
+        assert_eq!(t.root["servers"]["test"]["addr"], "0.0.0.0:6188");
+        assert_eq!(t.line(&["upstreams", "charts"]), Some(2));
+        assert_eq!(t.line(&["locations", "lo"]), Some(5));
+        assert_eq!(t.line(&["locations", "lo", "path"]), Some(7));
+        assert_eq!(t.line(&["servers", "test", "locations"]), Some(11));
+        assert_eq!(t.line(&["basic", "webhook", "url"]), Some(14));
+    }
+
+    #[test]
+    fn toml_inline_and_dotted() {
+        let t = parse_tree("locations.a.path = \"/\"\n\n[servers]\nb = { addr = \"x\" }\n", Format::Toml).unwrap();
+        assert_eq!(t.root["locations"]["a"]["path"], "/");
+        assert_eq!(t.line(&["locations", "a", "path"]), Some(1));
+        assert_eq!(t.line(&["servers", "b", "addr"]), Some(4));
+    }
+
+    #[test]
+    fn yaml_values_and_lines() {
+        let text = "# comment\nlocations:\n  lo:\n    upstream: charts\n    \"path\": /\nservers:\n  test:\n    addr: 0.0.0.0:6188\n    locations:\n      - lo\n";
+        let t = parse_tree(text, Format::Yaml).unwrap();
+        assert_eq!(t.root["servers"]["test"]["locations"][0], "lo");
+        assert_eq!(t.line(&["locations", "lo"]), Some(3));
+        assert_eq!(t.line(&["locations", "lo", "path"]), Some(5));
+        assert_eq!(t.line(&["servers", "test", "addr"]), Some(8));
+        assert_eq!(parse_tree("# nothing\n", Format::Yaml).unwrap().root, serde_json::json!({}));
+    }
+
+    #[test]
+    fn json_values_and_lines() {
+        let text = "{\n  \"locations\": {\n    \"lo\": {\"upstream\": \"charts\",\n      \"path\": \"/a\\\"b\"}\n  },\n  \"servers\": {\"test\": {\"addr\": \"x\"}}\n}";
+        let t = parse_tree(text, Format::Json).unwrap();
+        assert_eq!(t.root["locations"]["lo"]["path"], "/a\"b");
+        assert_eq!(t.line(&["locations", "lo"]), Some(3));
+        assert_eq!(t.line(&["locations", "lo", "path"]), Some(4));
+        assert_eq!(t.line(&["servers", "test", "addr"]), Some(6));
+    }
+
+    #[test]
+    fn syntax_errors_carry_lines() {
+        let e = parse_tree("[servers.a]\naddr = \n", Format::Toml).unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+        assert!(e.message.starts_with("syntax error"), "{e}");
+        let e = parse_tree("{\n\"a\": 1,\n}", Format::Json).unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+        let e = parse_tree("a:\n  b: 1\n c: [\n", Format::Yaml).unwrap_err();
+        assert!(e.line.is_some(), "{e}");
+    }
+
+    #[test]
+    fn formats_from_extensions() {
+        assert_eq!(Format::from_path(Path::new("a/b.YML")), Some(Format::Yaml));
+        assert_eq!(Format::from_path(Path::new("a.json")), Some(Format::Json));
+        assert_eq!(Format::from_path(Path::new("a.txt")), None);
+    }
+}

@@ -1,0 +1,24 @@
+//! LouAILink's shared library: the config model, its parsing and validation.
+
+pub mod access_log;
+pub mod certs;
+pub mod error;
+pub mod formats;
+pub mod keys;
+pub mod loader;
+pub mod model;
+pub mod patterns;
+pub mod plugins;
+pub mod sources;
+pub mod validate;
+pub mod values;
+
+pub use access_log::{parse_access_log, LogPart, LogTag};
+pub use certs::{load_certificate, LoadedCert};
+pub use error::{ConfigError, ConfigErrors};
+pub use formats::Format;
+pub use loader::{check_name, decode_item, load, parse_text, Item, Loaded};
+pub use model::*;
+pub use plugins::{plugin_options, MockOptions, PingOptions, PluginOptions};
+pub use sources::SourceMap;
+pub use validate::{summary, validate};

@@ -1,0 +1,759 @@
+//! Loading a configuration from a file or a directory of files: parse each file, decode each
+//! item key by key, merge, validate, and report every problem found with its file and line.
+//!
+//! Items are decoded one at a time ([`decode_item`]), so the etcd back end, which stores one
+//! JSON value per item, shares exactly the same rules.
+
+use crate::error::{ConfigError, ConfigErrors};
+use crate::formats::{parse_tree, Tree};
+use crate::keys::{decode_fields, unknown_message};
+use crate::model::{
+    Basic, CertificateConf, Config, LocationConf, PluginConf, ServerConf, UpstreamConf, Webhook, KINDS,
+};
+use crate::sources::item_label;
+use crate::validate::validate;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+
+pub use crate::formats::Format;
+pub use crate::sources::SourceMap;
+
+/// A decoded configuration and where each of its parts was written.
+#[derive(Clone, Debug, Default)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// File and line of each item and key.
+    pub sources: SourceMap,
+}
+
+/// One decoded item of any kind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item {
+    /// The `basic` item.
+    Basic(Basic),
+    /// A `servers` item.
+    Server(ServerConf),
+    /// A `locations` item.
+    Location(LocationConf),
+    /// An `upstreams` item.
+    Upstream(UpstreamConf),
+    /// A `plugins` item.
+    Plugin(PluginConf),
+    /// A `certificates` item.
+    Certificate(CertificateConf),
+}
+
+impl Item {
+    /// The kind this item belongs to (`"basic"`, `"servers"`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Item::Basic(_) => "basic",
+            Item::Server(_) => "servers",
+            Item::Location(_) => "locations",
+            Item::Upstream(_) => "upstreams",
+            Item::Plugin(_) => "plugins",
+            Item::Certificate(_) => "certificates",
+        }
+    }
+
+    /// Puts the item into `config` under `name` (ignored for `basic`), replacing any previous one.
+    pub fn insert_into(self, config: &mut Config, name: &str) {
+        let name = name.to_string();
+        match self {
+            Item::Basic(b) => config.basic = b,
+            Item::Server(s) => {
+                config.servers.insert(name, s);
+            }
+            Item::Location(l) => {
+                config.locations.insert(name, l);
+            }
+            Item::Upstream(u) => {
+                config.upstreams.insert(name, u);
+            }
+            Item::Plugin(p) => {
+                config.plugins.insert(name, p);
+            }
+            Item::Certificate(c) => {
+                config.certificates.insert(name, c);
+            }
+        }
+    }
+}
+
+/// Keys accepted under another name: `(kind, alias, primary)`.
+pub const ALIASES: &[(&str, &str, &str)] = &[
+    ("locations", "proxy_headers", "proxy_set_headers"),
+    ("locations", "headers", "response_headers"),
+    ("locations", "proxy_plugins", "plugins"),
+];
+
+fn aliases_of(kind: &str) -> Vec<(&'static str, &'static str)> {
+    ALIASES
+        .iter()
+        .filter(|(k, _, _)| *k == kind)
+        .map(|(_, alias, primary)| (*alias, *primary))
+        .collect()
+}
+
+/// Checks an item name: non-empty, only `A-Z a-z 0-9 _ . : -`, and no `..`.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("item name is empty".into());
+    }
+    if name.contains("..") {
+        return Err(format!("item name {name:?} must not contain \"..\""));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "_.:-".contains(*c)))
+    {
+        return Err(format!(
+            "item name {name:?} contains {bad:?}; use only letters, digits, '_', '.', ':' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// Decodes one item of `kind` (`"basic"`, `"servers"`, ...) named `name` (ignored for
+/// `basic`) from its JSON value. Every bad key gets its own error.
+pub fn decode_item(kind: &str, name: &str, value: Value) -> Result<Item, Vec<ConfigError>> {
+    match decode_partial(kind, name, &value) {
+        (Some(item), errors) if errors.is_empty() => Ok(item),
+        (_, errors) => Err(errors),
+    }
+}
+
+/// Decodes what can be decoded: the item (`None` when it is not an object at all) and the
+/// errors of its bad keys (without file positions).
+fn decode_partial(kind: &str, name: &str, value: &Value) -> (Option<Item>, Vec<ConfigError>) {
+    let label = item_label(kind, name);
+    let mut errors = Vec::new();
+    if kind != "basic" && KINDS.contains(&kind) {
+        if let Err(e) = check_name(name) {
+            errors.push(ConfigError::new(&label, None, e));
+        }
+    }
+    let empty = Map::new();
+    let obj = match value {
+        Value::Object(obj) => obj,
+        Value::Null => &empty,
+        other => {
+            let msg = format!("must be a table of keys, not {}", type_name(other));
+            errors.push(ConfigError::new(&label, None, msg));
+            return (None, errors);
+        }
+    };
+    let mut push = |problems: Vec<(Option<String>, String)>| {
+        for (key, message) in problems {
+            errors.push(ConfigError::new(&label, key.as_deref(), message));
+        }
+    };
+    let item = match kind {
+        "basic" => {
+            let (basic, problems) = decode_basic(obj);
+            push(problems);
+            Item::Basic(basic)
+        }
+        "servers" => Item::Server(decode_kind(kind, obj, &mut push)),
+        "locations" => Item::Location(decode_kind(kind, obj, &mut push)),
+        "upstreams" => Item::Upstream(decode_kind(kind, obj, &mut push)),
+        "certificates" => Item::Certificate(decode_kind(kind, obj, &mut push)),
+        "plugins" => {
+            let (plugin, problems) = decode_plugin(obj);
+            push(problems);
+            Item::Plugin(plugin)
+        }
+        other => {
+            let mut known = vec!["basic"];
+            known.extend(KINDS);
+            errors.push(ConfigError::new("", Some(other), unknown_message("kind", other, &known)));
+            return (None, errors);
+        }
+    };
+    (Some(item), errors)
+}
+
+fn decode_kind<T: DeserializeOwned + Default>(
+    kind: &str,
+    obj: &Map<String, Value>,
+    push: &mut impl FnMut(Vec<(Option<String>, String)>),
+) -> T {
+    let (value, problems) = decode_fields::<T>(obj, &aliases_of(kind));
+    push(problems);
+    value
+}
+
+/// `basic`, with the keys of the nested `webhook` table checked one by one too.
+fn decode_basic(obj: &Map<String, Value>) -> (Basic, Vec<(Option<String>, String)>) {
+    let mut problems = Vec::new();
+    let mut obj = obj.clone();
+    if let Some(Value::Object(webhook)) = obj.get("webhook") {
+        let (hook, inner) = decode_fields::<Webhook>(webhook, &[]);
+        for (key, message) in inner {
+            let key = key.map_or_else(|| "webhook".to_string(), |k| format!("webhook.{k}"));
+            problems.push((Some(key), message));
+        }
+        if let Ok(clean) = serde_json::to_value(hook) {
+            obj.insert("webhook".into(), clean);
+        }
+    }
+    let (basic, outer) = decode_fields::<Basic>(&obj, &[]);
+    problems.extend(outer);
+    (basic, problems)
+}
+
+/// A plugin: `category` plus free options (checked later by the plugin itself).
+fn decode_plugin(obj: &Map<String, Value>) -> (PluginConf, Vec<(Option<String>, String)>) {
+    let mut plugin = PluginConf::default();
+    let mut problems = Vec::new();
+    for (key, value) in obj {
+        match (key.as_str(), value) {
+            ("category", Value::String(c)) => plugin.category = c.clone(),
+            ("category", other) => problems.push((
+                Some(key.clone()),
+                format!("must be a string, not {}", type_name(other)),
+            )),
+            _ => {
+                plugin.options.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    (plugin, problems)
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a table",
+    }
+}
+
+/// Everything gathered so far while loading: the partial config and all errors.
+#[derive(Default)]
+struct Parsed {
+    loaded: Loaded,
+    errors: Vec<ConfigError>,
+}
+
+impl Parsed {
+    fn finish(mut self, validate_too: bool) -> Result<Loaded, ConfigErrors> {
+        if validate_too {
+            if let Err(more) = validate(&self.loaded.config, &self.loaded.sources) {
+                // A key that did not decode is reported once, not again as "missing".
+                let seen: BTreeSet<(String, Option<String>)> =
+                    self.errors.iter().map(|e| (e.item.clone(), e.key.clone())).collect();
+                let fresh = more.into_iter().filter(|e| !seen.contains(&(e.item.clone(), e.key.clone())));
+                self.errors.extend(fresh.collect::<Vec<_>>());
+            }
+        }
+        if self.errors.is_empty() {
+            Ok(self.loaded)
+        } else {
+            let mut all = ConfigErrors(self.errors);
+            all.sort();
+            Err(all)
+        }
+    }
+
+    /// Parses one document and adds its items.
+    fn add_text(&mut self, text: &str, format: Format, file: Option<&Path>) {
+        let tree = match parse_tree(text, format) {
+            Ok(tree) => tree,
+            Err(e) => {
+                let line = e.line;
+                self.errors.push(e.at(file.map(Path::to_path_buf), line));
+                return;
+            }
+        };
+        let at = |path: &[&str]| (file.map(Path::to_path_buf), tree.line(path));
+        let Value::Object(root) = &tree.root else {
+            let msg = format!("a config must be a table of kinds (basic, {})", KINDS.join(", "));
+            let (f, l) = at(&[]);
+            self.errors.push(ConfigError::new("", None, msg).at(f, l));
+            return;
+        };
+        for (kind, value) in root {
+            if kind == "basic" {
+                self.add_item(&tree, file, "basic", "", value);
+            } else if KINDS.contains(&kind.as_str()) {
+                match value {
+                    Value::Object(items) => {
+                        for (name, item) in items {
+                            self.add_item(&tree, file, kind, name, item);
+                        }
+                    }
+                    Value::Null => {}
+                    other => {
+                        let msg = format!("must be a table of named items, not {}", type_name(other));
+                        let (f, l) = at(&[kind]);
+                        self.errors.push(ConfigError::new(kind.as_str(), None, msg).at(f, l));
+                    }
+                }
+            } else {
+                let mut known = vec!["basic"];
+                known.extend(KINDS);
+                let (f, l) = at(&[kind]);
+                let msg = unknown_message("kind", kind, &known);
+                self.errors.push(ConfigError::new("", Some(kind), msg).at(f, l));
+            }
+        }
+    }
+
+    /// Records where an item and its keys are written, decodes it and merges it in.
+    fn add_item(&mut self, tree: &Tree, file: Option<&Path>, kind: &str, name: &str, value: &Value) {
+        let base: Vec<&str> = if kind == "basic" { vec![kind] } else { vec![kind, name] };
+        let line = tree.line(&base);
+        let sources = &mut self.loaded.sources;
+        if sources.has_item(kind, name) {
+            let (first_file, first_line) = sources.locate(kind, name, None);
+            let first = match (first_file, first_line) {
+                (Some(f), Some(l)) => format!("{}:{l}", f.display()),
+                (Some(f), None) => f.display().to_string(),
+                (None, Some(l)) => format!("line {l}"),
+                (None, None) => "another source".to_string(),
+            };
+            let msg = format!("defined twice: already defined at {first}");
+            let e = ConfigError::new(item_label(kind, name), None, msg).at(file.map(Path::to_path_buf), line);
+            self.errors.push(e);
+            return;
+        }
+        sources.record_item(kind, name, file, line);
+        if let Value::Object(obj) = value {
+            let aliases = aliases_of(kind);
+            for (key, v) in obj {
+                let mut path = base.clone();
+                path.push(key);
+                let key_line = tree.line(&path).or(line);
+                sources.record_key(kind, name, key, file, key_line);
+                if let Some((_, primary)) = aliases.iter().find(|(a, _)| a == key) {
+                    sources.record_key(kind, name, primary, file, key_line);
+                    sources.record_alias(kind, name, primary, key);
+                }
+                if let Value::Object(inner) = v {
+                    for sub in inner.keys() {
+                        path.push(sub);
+                        let sub_line = tree.line(&path).or(key_line);
+                        sources.record_key(kind, name, &format!("{key}.{sub}"), file, sub_line);
+                        path.pop();
+                    }
+                }
+            }
+        }
+        let (item, errors) = decode_partial(kind, name, value);
+        for e in errors {
+            let (f, l) = sources.locate(kind, name, e.key.as_deref());
+            self.errors.push(e.at(f, l));
+        }
+        match item {
+            Some(item) => item.insert_into(&mut self.loaded.config, name),
+            None => sources.mark_broken(kind, name),
+        }
+    }
+
+    /// Reads and adds one file.
+    fn add_file(&mut self, path: &Path) {
+        let Some(format) = Format::from_path(path) else {
+            let msg = "unknown config format; use a .toml, .yaml, .yml or .json file";
+            self.errors.push(ConfigError::new("", None, msg).at(Some(path.into()), None));
+            return;
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => self.add_text(&text, format, Some(path)),
+            Err(e) => {
+                let e = ConfigError::new("", None, format!("cannot read: {e}")).at(Some(path.into()), None);
+                self.errors.push(e);
+            }
+        }
+    }
+}
+
+/// Parses one document (no semantic validation): syntax, kinds, names, keys and value types.
+pub fn parse_text(text: &str, format: Format, file: Option<&Path>) -> Result<Loaded, ConfigErrors> {
+    let mut parsed = Parsed::default();
+    parsed.add_text(text, format, file);
+    parsed.finish(false)
+}
+
+/// Loads a config file, or every config file under a directory (recursively, in sorted
+/// order), merges them and validates the result. Returns every error found.
+pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
+    let mut parsed = Parsed::default();
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            let mut files = Vec::new();
+            let mut visited = HashSet::new();
+            collect_files(path, &mut files, &mut parsed.errors, &mut visited);
+            files.sort();
+            for file in &files {
+                parsed.add_file(file);
+            }
+        }
+        Ok(_) => parsed.add_file(path),
+        Err(e) => {
+            let e = ConfigError::new("", None, format!("cannot read config: {e}")).at(Some(path.into()), None);
+            return Err(e.into());
+        }
+    }
+    parsed.finish(true)
+}
+
+/// Every config file under `dir`; hidden entries (`.name`) are skipped, symlink loops broken.
+fn collect_files(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<ConfigError>, visited: &mut HashSet<PathBuf>) {
+    let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if !visited.insert(real) {
+        return;
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            errors.push(ConfigError::new("", None, format!("cannot read directory: {e}")).at(Some(dir.into()), None));
+            return;
+        }
+    };
+    for entry in entries {
+        let path = match entry {
+            Ok(entry) => entry.path(),
+            Err(e) => {
+                errors.push(ConfigError::new("", None, format!("cannot read directory: {e}")).at(Some(dir.into()), None));
+                continue;
+            }
+        };
+        if path.file_name().and_then(|n| n.to_str()).is_none_or(|n| n.starts_with('.')) {
+            continue;
+        }
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => collect_files(&path, files, errors, visited),
+            Ok(meta) if meta.is_file() && Format::from_path(&path).is_some() => files.push(path),
+            Ok(_) => {}
+            Err(e) => errors.push(ConfigError::new("", None, format!("cannot read: {e}")).at(Some(path), None)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::summary;
+    use std::fs;
+
+    const SMALLEST: &str = r#"[upstreams.charts]
+addrs = ["127.0.0.1:5000"]
+
+[locations.lo]
+upstream = "charts"
+path = "/"
+
+[servers.test]
+addr = "0.0.0.0:6188"
+locations = ["lo"]
+"#;
+
+    fn smallest_config() -> Config {
+        let mut c = Config::default();
+        c.upstreams.insert(
+            "charts".into(),
+            UpstreamConf { addrs: crate::values::StrList(vec!["127.0.0.1:5000".into()]), ..Default::default() },
+        );
+        c.locations.insert(
+            "lo".into(),
+            LocationConf { upstream: Some("charts".into()), path: Some("/".into()), ..Default::default() },
+        );
+        c.servers.insert(
+            "test".into(),
+            ServerConf {
+                addr: crate::values::StrList(vec!["0.0.0.0:6188".into()]),
+                locations: crate::values::StrList(vec!["lo".into()]),
+                ..Default::default()
+            },
+        );
+        c
+    }
+
+    fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).unwrap();
+        }
+        fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn smallest_config_loads_exactly_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "louailink.toml", SMALLEST);
+        let loaded = load(&file).unwrap();
+        assert_eq!(loaded.config, smallest_config());
+        assert_eq!(summary(&loaded.config), "1 server, 1 location, 1 upstream, 0 plugins, 0 certificates");
+        assert_eq!(loaded.sources.locate("locations", "lo", Some("path")), (Some(file.clone()), Some(6)));
+        assert_eq!(loaded.sources.locate("servers", "test", None), (Some(file), Some(8)));
+    }
+
+    #[test]
+    fn yaml_and_json_equivalents_load() {
+        let yaml = "upstreams:\n  charts:\n    addrs: [\"127.0.0.1:5000\"]\nlocations:\n  lo:\n    upstream: charts\n    path: /\nservers:\n  test:\n    addr: 0.0.0.0:6188\n    locations:\n      - lo\n";
+        let json = r#"{"upstreams": {"charts": {"addrs": ["127.0.0.1:5000"]}},
+ "locations": {"lo": {"upstream": "charts", "path": "/"}},
+ "servers": {"test": {"addr": "0.0.0.0:6188", "locations": ["lo"]}}}"#;
+        let y = parse_text(yaml, Format::Yaml, None).unwrap();
+        assert_eq!(y.config, smallest_config());
+        assert_eq!(y.sources.locate("locations", "lo", Some("path")), (None, Some(7)));
+        let j = parse_text(json, Format::Json, None).unwrap();
+        assert_eq!(j.config, smallest_config());
+        assert_eq!(j.sources.locate("servers", "test", Some("locations")), (None, Some(3)));
+    }
+
+    #[test]
+    fn yaml_and_json_errors_have_lines() {
+        let yaml = "locations:\n  lo:\n    upstream: charts\n    paht: /\n";
+        let e = parse_text(yaml, Format::Yaml, Some(Path::new("c.yaml"))).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "c.yaml:4: locations.lo: key \"paht\": unknown key (did you mean \"path\"?)"
+        );
+        let json = "{\"servers\": {\n  \"s\": {\n    \"threads\": \"two\"\n  }\n}}";
+        let e = parse_text(json, Format::Json, Some(Path::new("c.json"))).unwrap_err();
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert_eq!((e.0[0].line, e.0[0].key.as_deref()), (Some(3), Some("threads")), "{e}");
+    }
+
+    #[test]
+    fn one_file_with_many_errors_reports_them_all_with_lines() {
+        let text = r#"[basic]
+log_level = "loud"
+threads = 0
+
+[servers.web]
+addr = "0.0.0.0:8080, nonsense"
+locations = "api, ghost"
+tls = true
+access_log = "{stauts}"
+treads = 4
+
+[servers.other]
+addr = "0.0.0.0:8080"
+metrics = "metrics"
+
+[locations.api]
+paht = "/api"
+upstream = "backend"
+headers = ["nocolon"]
+max_processing = "lots"
+rewrite = "^/(x /y"
+plugins = "nope"
+
+[upstreams.backends]
+addrs = ["10.0.0.1"]
+algo = "fastest"
+health_check = "ftp://x"
+connection_timeout = "0s"
+
+[plugins.pong]
+category = "ping"
+paht = "/ping"
+
+[certificates.c]
+tls_cert = "/nonexistent/c.pem"
+tls_key = "/nonexistent/k.pem"
+acme = "zerossl"
+domains = "a.com"
+
+[locaitons.x]
+path = "/"
+"#;
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "a.toml", text);
+        let errors = load(&file).unwrap_err();
+        let expected: &[(usize, &str, Option<&str>, &str)] = &[
+            (2, "basic", Some("log_level"), "unknown log level \"loud\""),
+            (3, "basic", Some("threads"), "must be at least 1"),
+            (6, "servers.web", Some("addr"), "\"nonsense\" is not a socket address"),
+            (7, "servers.web", Some("locations"), "unknown location \"ghost\""),
+            (8, "servers.web", Some("tls"), "no certificates"),
+            (9, "servers.web", Some("access_log"), "did you mean {status}?"),
+            (10, "servers.web", Some("treads"), "unknown key (did you mean \"threads\"?)"),
+            (13, "servers.other", Some("addr"), "0.0.0.0:8080 is also the listen address of servers.web"),
+            (14, "servers.other", Some("metrics"), "must start with '/'"),
+            (17, "locations.api", Some("paht"), "unknown key (did you mean \"path\"?)"),
+            (18, "locations.api", Some("upstream"), "unknown upstream \"backend\" (did you mean \"backends\"?)"),
+            (19, "locations.api", Some("headers"), "must be written \"Name: value\""),
+            (20, "locations.api", Some("max_processing"), "invalid type"),
+            (21, "locations.api", Some("rewrite"), "does not compile"),
+            (22, "locations.api", Some("plugins"), "unknown plugin \"nope\""),
+            (25, "upstreams.backends", Some("addrs"), "has no port"),
+            (26, "upstreams.backends", Some("algo"), "unknown algo \"fastest\""),
+            (27, "upstreams.backends", Some("health_check"), "must be http or tcp"),
+            (28, "upstreams.backends", Some("connection_timeout"), "must be above 0"),
+            (30, "plugins.pong", Some("path"), "is required"),
+            (32, "plugins.pong", Some("paht"), "unknown key (did you mean \"path\"?)"),
+            (35, "certificates.c", Some("tls_cert"), "cannot read tls_cert file"),
+            (37, "certificates.c", Some("acme"), "unknown ACME provider \"zerossl\""),
+            (40, "", Some("locaitons"), "unknown kind (did you mean \"locations\"?)"),
+        ];
+        for (line, item, key, text) in expected {
+            let found = errors.iter().any(|e| {
+                e.line == Some(*line)
+                    && e.item == *item
+                    && e.key.as_deref() == *key
+                    && e.message.contains(text)
+                    && e.file.as_deref() == Some(file.as_path())
+            });
+            assert!(found, "missing {line} {item} {key:?} {text:?} in\n{errors}");
+        }
+        assert_eq!(errors.len(), expected.len(), "unexpected extra errors:\n{errors}");
+        let lines: Vec<usize> = errors.iter().filter_map(|e| e.line).collect();
+        assert!(lines.windows(2).all(|w| w[0] <= w[1]), "not sorted by line: {lines:?}");
+    }
+
+    #[test]
+    fn every_syntax_error_of_every_file_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "a.toml", "[servers.a\n");
+        write(dir.path(), "b.json", "{\"servers\": }");
+        write(dir.path(), "c.yaml", "servers:\n  a: [\n");
+        let errors = load(dir.path()).unwrap_err();
+        assert_eq!(errors.len(), 3, "{errors}");
+        for (e, name) in errors.iter().zip(["a.toml", "b.json", "c.yaml"]) {
+            assert_eq!(e.file.as_deref(), Some(dir.path().join(name).as_path()));
+            assert!(e.line.is_some() && e.message.starts_with("syntax error"), "{e}");
+        }
+    }
+
+    #[test]
+    fn directory_is_merged_recursively_in_sorted_order() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "10-upstreams.toml", "[upstreams.charts]\naddrs = \"127.0.0.1:5000\"\n");
+        write(dir.path(), "sub/20-locations.yml", "locations:\n  lo:\n    upstream: charts\n    path: /\n");
+        write(dir.path(), "30-servers.json", "{\"servers\": {\"test\": {\"addr\": \"0.0.0.0:6188\", \"locations\": \"lo\"}}}");
+        write(dir.path(), "notes.txt", "not config");
+        write(dir.path(), ".hidden.toml", "this is not toml");
+        let loaded = load(dir.path()).unwrap();
+        assert_eq!(loaded.config, smallest_config());
+        let (file, line) = loaded.sources.locate("locations", "lo", Some("path"));
+        assert_eq!((file, line), (Some(dir.path().join("sub/20-locations.yml")), Some(4)));
+    }
+
+    #[test]
+    fn an_item_defined_in_two_files_names_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = write(dir.path(), "a.toml", "[upstreams.u]\naddrs = \"127.0.0.1:1\"\n\n[basic]\nthreads = 1\n");
+        let b = write(dir.path(), "b.json", "{\n\"upstreams\": {\n\"u\": {\"addrs\": \"127.0.0.1:2\"}},\n\"basic\": {}}");
+        let errors = load(dir.path()).unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors}");
+        let text = errors.to_string();
+        let b_shown = b.display().to_string();
+        let a_shown = a.display().to_string();
+        assert!(text.contains(&format!("{b_shown}:3: upstreams.u: defined twice: already defined at {a_shown}:1")), "{text}");
+        assert!(text.contains(&format!("{b_shown}:4: basic: defined twice: already defined at {a_shown}:4")), "{text}");
+    }
+
+    #[test]
+    fn aliases_and_comma_lists() {
+        let text = r#"[locations.a]
+proxy_headers = ["X-A: 1"]
+headers = "X-B: 2, 3"
+proxy_plugins = "p1, p2"
+proxy_add_headers = ["X-C: c"]
+
+[servers.s]
+addr = "0.0.0.0:80,[::]:80"
+locations = "a"
+"#;
+        let l = parse_text(text, Format::Toml, None).unwrap();
+        let a = &l.config.locations["a"];
+        assert_eq!(a.proxy_set_headers.0, ["X-A: 1"]);
+        assert_eq!(a.response_headers.0, ["X-B: 2, 3"]);
+        assert_eq!(a.plugins.0, ["p1", "p2"]);
+        assert_eq!(l.config.servers["s"].addr.0, ["0.0.0.0:80", "[::]:80"]);
+        // Errors on aliased keys use the name as written, with its line.
+        let e = crate::validate::validate(&l.config, &l.sources).unwrap_err();
+        assert!(e.iter().any(|e| e.to_string() == "line 4: locations.a: key \"proxy_plugins\": unknown plugin \"p1\": there is no plugins.p1"), "{e}");
+        let e = parse_text("[locations.a]\nheaders = 1\nresponse_headers = []\n", Format::Toml, None).unwrap_err();
+        assert_eq!(e.len(), 2, "{e}");
+    }
+
+    #[test]
+    fn nested_webhook_keys_are_checked() {
+        let text = "[basic.webhook]\nurll = \"http://x\"\ntype = \"slack\"\n";
+        let e = parse_text(text, Format::Toml, None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 2: basic: key \"webhook.urll\": unknown key (did you mean \"url\"?)"
+        );
+        let ok = parse_text("[basic.webhook]\nurl = \"http://x\"\ntype = \"slack\"\n", Format::Toml, None).unwrap();
+        assert_eq!(ok.config.basic.webhook.unwrap().kind.as_deref(), Some("slack"));
+    }
+
+    #[test]
+    fn names_are_checked() {
+        let e = parse_text("[locations.\"a..b\"]\n[upstreams.\"x/y\"]\n[plugins.\"\"]\n", Format::Toml, None).unwrap_err();
+        assert_eq!(e.len(), 3, "{e}");
+        assert!(e.iter().any(|e| e.item == "locations.a..b" && e.message.contains("\"..\"")), "{e}");
+        assert!(e.iter().any(|e| e.item == "upstreams.x/y" && e.message.contains("'/'")), "{e}");
+        assert!(e.iter().any(|e| e.item == "plugins." && e.message.contains("empty")), "{e}");
+        assert!(check_name("api-v1_2.x:y").is_ok());
+    }
+
+    #[test]
+    fn items_that_are_not_tables() {
+        let e = parse_text("[locations]\na = 5\n\n[servers.s]\nlocations = \"a\"\n", Format::Toml, None).unwrap_err();
+        assert_eq!(e.to_string(), "line 2: locations.a: must be a table of keys, not a number");
+        // The broken location still counts as existing: no extra "unknown location" error.
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(dir.path(), "a.toml", "[locations]\na = 5\n\n[servers.s]\naddr = \"0.0.0.0:1\"\nlocations = \"a\"\n");
+        assert_eq!(load(&f).unwrap_err().len(), 1);
+        let e = parse_text("servers = 1\n", Format::Toml, None).unwrap_err();
+        assert_eq!(e.to_string(), "line 1: servers: must be a table of named items, not a number");
+        let e = parse_text("[1, 2]", Format::Json, None).unwrap_err();
+        assert!(e.to_string().contains("must be a table of kinds"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_not_reported_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(dir.path(), "a.toml", "[servers.s]\naddr = 80\n");
+        let e = load(&f).unwrap_err();
+        assert_eq!(e.len(), 1, "{e}");
+        assert_eq!((e.0[0].line, e.0[0].key.as_deref()), (Some(2), Some("addr")));
+    }
+
+    #[test]
+    fn decode_item_for_etcd() {
+        let v = serde_json::json!({"path": "/api", "upstream": "u", "proxy_plugins": ["p"]});
+        let Item::Location(l) = decode_item("locations", "api", v).unwrap() else { panic!("not a location") };
+        assert_eq!((l.path.as_deref(), l.plugins.0.as_slice()), (Some("/api"), ["p".to_string()].as_slice()));
+        let e = decode_item("locations", "api", serde_json::json!({"paht": "/", "weight": "high"})).unwrap_err();
+        let shown: Vec<String> = e.iter().map(ToString::to_string).collect();
+        assert!(shown.contains(&"locations.api: key \"paht\": unknown key (did you mean \"path\"?)".to_string()), "{shown:?}");
+        assert!(shown.iter().any(|s| s.starts_with("locations.api: key \"weight\": invalid type")), "{shown:?}");
+        let b = decode_item("basic", "", serde_json::json!({"threads": 2})).unwrap();
+        assert_eq!(b.kind(), "basic");
+        let p = decode_item("plugins", "m", serde_json::json!({"category": "mock", "status": 204})).unwrap();
+        let Item::Plugin(p) = p else { panic!("not a plugin") };
+        assert_eq!((p.category.as_str(), &p.options["status"]), ("mock", &serde_json::json!(204)));
+        assert!(decode_item("plugins", "m", serde_json::json!({"category": 1})).is_err());
+        assert!(decode_item("routes", "m", serde_json::json!({})).is_err());
+        assert!(decode_item("servers", "a/b", serde_json::json!({})).is_err());
+        let mut config = Config::default();
+        decode_item("upstreams", "u", serde_json::json!({"addrs": "1.2.3.4:80"})).unwrap().insert_into(&mut config, "u");
+        assert_eq!(config.upstreams["u"].addrs.0, ["1.2.3.4:80"]);
+    }
+
+    #[test]
+    fn missing_paths_and_unknown_extensions() {
+        let e = load(Path::new("/nonexistent/louailink")).unwrap_err();
+        assert!(e.to_string().starts_with("/nonexistent/louailink: cannot read config"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(dir.path(), "a.conf", "");
+        assert!(load(&f).unwrap_err().to_string().contains("unknown config format"));
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(load(empty.path()).unwrap().config, Config::default());
+    }
+}

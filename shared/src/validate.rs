@@ -1,0 +1,372 @@
+//! Semantic validation of a whole configuration: addresses, patterns, references between
+//! items, certificates and plugin options. Every problem is collected (never just the first),
+//! each naming its item and key and, through the [`SourceMap`], its file and line.
+//! The data plane, the control plane and `-t` all call [`validate`].
+
+use crate::access_log::parse_access_log;
+use crate::certs::{check_domain, load_keyed};
+use crate::error::{ConfigError, ConfigErrors};
+use crate::keys::suggest;
+use crate::model::Config;
+use crate::patterns::{
+    parse_algo, parse_backend, parse_health_check, parse_hosts, parse_path, parse_rewrite, HostPattern,
+    PathPattern,
+};
+use crate::plugins::plugin_options;
+use crate::sources::SourceMap;
+use crate::values::{split_header_line, Dur};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+/// Accepted `basic.log_level` values.
+pub const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+/// Accepted `basic.webhook.type` values.
+pub const WEBHOOK_TYPES: [&str; 5] = ["json", "slack", "wecom", "dingtalk", "feishu"];
+/// Accepted `certificates.*.acme` values.
+pub const ACME_PROVIDERS: [&str; 1] = ["lets_encrypt"];
+
+/// Checks everything that parsing alone cannot; returns every problem found.
+pub fn validate(config: &Config, sources: &SourceMap) -> Result<(), ConfigErrors> {
+    let mut check = Check { config, sources, errors: Vec::new() };
+    check.basic();
+    check.servers();
+    check.locations();
+    check.upstreams();
+    check.plugins();
+    check.certificates();
+    if check.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(check.errors))
+    }
+}
+
+/// `"1 server, 2 locations, 1 upstream, 0 plugins, 0 certificates"`.
+pub fn summary(config: &Config) -> String {
+    let count = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    [
+        count(config.servers.len(), "server"),
+        count(config.locations.len(), "location"),
+        count(config.upstreams.len(), "upstream"),
+        count(config.plugins.len(), "plugin"),
+        count(config.certificates.len(), "certificate"),
+    ]
+    .join(", ")
+}
+
+struct Check<'a> {
+    config: &'a Config,
+    sources: &'a SourceMap,
+    errors: Vec<ConfigError>,
+}
+
+impl Check<'_> {
+    fn err(&mut self, kind: &str, name: &str, key: &str, message: impl Into<String>) {
+        let key = (!key.is_empty()).then_some(key);
+        self.errors.push(self.sources.error(kind, name, key, message));
+    }
+
+    /// Whether item `(kind, name)` exists (or was written but failed to decode: already reported).
+    fn exists(&self, kind: &str, name: &str) -> bool {
+        let c = self.config;
+        let present = match kind {
+            "servers" => c.servers.contains_key(name),
+            "locations" => c.locations.contains_key(name),
+            "upstreams" => c.upstreams.contains_key(name),
+            "plugins" => c.plugins.contains_key(name),
+            "certificates" => c.certificates.contains_key(name),
+            _ => false,
+        };
+        present || self.sources.is_broken(kind, name)
+    }
+
+    /// `unknown location "x" (did you mean "y"?)`.
+    fn missing(&self, kind: &str, what: &str, name: &str) -> String {
+        let c = self.config;
+        let names: Vec<&str> = match kind {
+            "locations" => c.locations.keys().map(String::as_str).collect(),
+            "upstreams" => c.upstreams.keys().map(String::as_str).collect(),
+            "plugins" => c.plugins.keys().map(String::as_str).collect(),
+            _ => Vec::new(),
+        };
+        match suggest(name, names) {
+            Some(s) => format!("unknown {what} {name:?} (did you mean {s:?}?)"),
+            None => format!("unknown {what} {name:?}: there is no {kind}.{name}"),
+        }
+    }
+
+    fn basic(&mut self) {
+        let b = &self.config.basic;
+        for p in b.trusted_proxies.iter() {
+            if p.parse::<ipnet::IpNet>().is_err() && p.parse::<IpAddr>().is_err() {
+                let msg = format!("{p:?} is neither an IP address nor a CIDR (e.g. \"10.0.0.0/8\")");
+                self.err("basic", "", "trusted_proxies", msg);
+            }
+        }
+        if let Some(level) = &b.log_level {
+            if !LOG_LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+                let msg = format!("unknown log level {level:?}; one of {}", LOG_LEVELS.join(", "));
+                self.err("basic", "", "log_level", msg);
+            }
+        }
+        if let Some(hook) = &b.webhook {
+            let url = hook.url.trim();
+            if url.is_empty() {
+                self.err("basic", "", "webhook.url", "is required");
+            } else if !(url.starts_with("http://") || url.starts_with("https://")) {
+                self.err("basic", "", "webhook.url", "must be an http:// or https:// URL");
+            }
+            if let Some(kind) = &hook.kind {
+                if !WEBHOOK_TYPES.contains(&kind.as_str()) {
+                    let msg = format!("unknown webhook type {kind:?}; one of {}", WEBHOOK_TYPES.join(", "));
+                    self.err("basic", "", "webhook.type", msg);
+                }
+            }
+        }
+        if let Some(addr) = &b.admin_addr {
+            if addr.parse::<SocketAddr>().is_err() {
+                self.err("basic", "", "admin_addr", not_socket_addr(addr));
+            }
+        }
+        if b.threads == Some(0) {
+            self.err("basic", "", "threads", "must be at least 1");
+        }
+    }
+
+    fn servers(&mut self) {
+        let config = self.config;
+        let mut listening: HashMap<SocketAddr, &str> = HashMap::new();
+        for (name, s) in &config.servers {
+            if s.addr.is_empty() {
+                self.err("servers", name, "addr", "no listen address; write e.g. \"0.0.0.0:80\"");
+            }
+            for addr in s.addr.iter() {
+                let Ok(sa) = addr.parse::<SocketAddr>() else {
+                    self.err("servers", name, "addr", not_socket_addr(addr));
+                    continue;
+                };
+                match listening.get(&sa) {
+                    Some(other) if other == name => {
+                        self.err("servers", name, "addr", format!("{addr} is listed twice"));
+                    }
+                    Some(other) => {
+                        let msg = format!("{addr} is also the listen address of servers.{other}");
+                        self.err("servers", name, "addr", msg);
+                    }
+                    None => {
+                        listening.insert(sa, name);
+                    }
+                }
+            }
+            for loc in s.locations.iter() {
+                if !self.exists("locations", loc) {
+                    let msg = self.missing("locations", "location", loc);
+                    self.err("servers", name, "locations", msg);
+                }
+            }
+            if s.threads == Some(0) {
+                self.err("servers", name, "threads", "must be at least 1");
+            }
+            if s.tls && config.certificates.is_empty() {
+                let msg = "tls = true but there are no certificates; add a [certificates.<name>] item";
+                self.err("servers", name, "tls", msg);
+            }
+            if let (Some(min), Some(max)) = (s.tls_min_version, s.tls_max_version) {
+                if min > max {
+                    self.err("servers", name, "tls_min_version", "is above tls_max_version");
+                }
+            }
+            if let Some(spec) = &s.access_log {
+                if let Err(e) = parse_access_log(spec) {
+                    self.err("servers", name, "access_log", e);
+                }
+            }
+            if let Some(path) = &s.metrics {
+                if !path.starts_with('/') {
+                    self.err("servers", name, "metrics", format!("path {path:?} must start with '/'"));
+                }
+            }
+        }
+    }
+
+    fn locations(&mut self) {
+        for (name, l) in &self.config.locations {
+            // Named captures of the host, path and rewrite regexes: the location's variables.
+            let mut captures: Vec<String> = Vec::new();
+            if let Some(host) = &l.host {
+                match parse_hosts(host) {
+                    Ok(patterns) => {
+                        for p in patterns {
+                            if let HostPattern::Regex(re) = p {
+                                captures.extend(capture_names(&re));
+                            }
+                        }
+                    }
+                    Err(e) => self.err("locations", name, "host", e),
+                }
+            }
+            match parse_path(l.path.as_deref()) {
+                Ok(PathPattern::Regex(re)) => captures.extend(capture_names(&re)),
+                Ok(_) => {}
+                Err(e) => self.err("locations", name, "path", e),
+            }
+            if let Some(rewrite) = &l.rewrite {
+                match parse_rewrite(rewrite) {
+                    Ok(r) => captures.extend(capture_names(&r.regex)),
+                    Err(e) => self.err("locations", name, "rewrite", e),
+                }
+            }
+            if let Some(upstream) = l.upstream.as_deref().map(str::trim) {
+                if let Some(var) = upstream.strip_prefix('$') {
+                    let var = var.strip_prefix('{').and_then(|v| v.strip_suffix('}')).unwrap_or(var);
+                    if !captures.iter().any(|c| c == var) {
+                        let msg = format!(
+                            "{upstream:?} names no variable: the host, path and rewrite regexes have no named capture (?<{var}>...)"
+                        );
+                        self.err("locations", name, "upstream", msg);
+                    }
+                } else if upstream.is_empty() {
+                    self.err("locations", name, "upstream", "is empty; omit it or name an upstream");
+                } else if !self.exists("upstreams", upstream) {
+                    let msg = self.missing("upstreams", "upstream", upstream);
+                    self.err("locations", name, "upstream", msg);
+                }
+            }
+            let header_lists = [
+                ("proxy_set_headers", &l.proxy_set_headers),
+                ("proxy_add_headers", &l.proxy_add_headers),
+                ("response_headers", &l.response_headers),
+            ];
+            for (key, list) in header_lists {
+                for line in &list.0 {
+                    if let Err(e) = split_header_line(line) {
+                        self.err("locations", name, key, e);
+                    }
+                }
+            }
+            for plugin in l.plugins.iter() {
+                if !self.exists("plugins", plugin) {
+                    let msg = self.missing("plugins", "plugin", plugin);
+                    self.err("locations", name, "plugins", msg);
+                }
+            }
+            if l.max_processing == Some(0) {
+                self.err("locations", name, "max_processing", "must be at least 1");
+            }
+        }
+    }
+
+    fn upstreams(&mut self) {
+        for (name, u) in &self.config.upstreams {
+            if u.addrs.is_empty() {
+                self.err("upstreams", name, "addrs", "no backend address; write e.g. [\"127.0.0.1:8000\"]");
+            }
+            for addr in u.addrs.iter() {
+                if let Err(e) = parse_backend(addr) {
+                    self.err("upstreams", name, "addrs", e);
+                }
+            }
+            if let Err(e) = parse_algo(u.algo.as_deref()) {
+                self.err("upstreams", name, "algo", e);
+            }
+            if let Some(hc) = &u.health_check {
+                if let Err(e) = parse_health_check(hc) {
+                    self.err("upstreams", name, "health_check", e);
+                }
+            }
+            let positive: [(&str, Option<Dur>); 5] = [
+                ("connection_timeout", u.connection_timeout),
+                ("total_connection_timeout", u.total_connection_timeout),
+                ("read_timeout", u.read_timeout),
+                ("write_timeout", u.write_timeout),
+                ("dns_refresh", u.dns_refresh),
+            ];
+            for (key, value) in positive {
+                if value.is_some_and(|d| d.0.is_zero()) {
+                    self.err("upstreams", name, key, "must be above 0");
+                }
+            }
+            if let (Some(connect), Some(total)) = (u.connection_timeout, u.total_connection_timeout) {
+                if total.0 < connect.0 {
+                    let msg = format!("{total} is below connection_timeout ({connect})");
+                    self.err("upstreams", name, "total_connection_timeout", msg);
+                }
+            }
+        }
+    }
+
+    fn plugins(&mut self) {
+        for (name, p) in &self.config.plugins {
+            if let Err(problems) = plugin_options(p) {
+                for (key, message) in problems {
+                    self.err("plugins", name, key.as_deref().unwrap_or(""), message);
+                }
+            }
+        }
+    }
+
+    fn certificates(&mut self) {
+        let mut default: Option<&str> = None;
+        for (name, c) in &self.config.certificates {
+            if let Some(acme) = &c.acme {
+                if !ACME_PROVIDERS.contains(&acme.as_str()) {
+                    let msg = format!("unknown ACME provider {acme:?}; only \"lets_encrypt\" is supported");
+                    self.err("certificates", name, "acme", msg);
+                }
+                if c.domains.is_empty() {
+                    self.err("certificates", name, "domains", "acme needs the domains to obtain a certificate for");
+                }
+            }
+            if let Some(dir) = &c.acme_directory {
+                if !(dir.starts_with("https://") || dir.starts_with("http://")) {
+                    self.err("certificates", name, "acme_directory", "must be an https:// URL");
+                }
+            }
+            // With ACME the pair may be absent (not obtained yet); once present it must be sound.
+            if c.acme.is_none() || c.tls_cert.is_some() || c.tls_key.is_some() {
+                let unless = if c.acme.is_none() { " unless acme is set" } else { "" };
+                match (&c.tls_cert, &c.tls_key) {
+                    (Some(_), Some(_)) => {
+                        if let Err((key, e)) = load_keyed(c) {
+                            self.err("certificates", name, key, e);
+                        }
+                    }
+                    (cert, key) => {
+                        if cert.is_none() {
+                            let msg = format!("is required (PEM text or a file path){unless}");
+                            self.err("certificates", name, "tls_cert", msg);
+                        }
+                        if key.is_none() {
+                            let msg = format!("is required (PEM text or a file path){unless}");
+                            self.err("certificates", name, "tls_key", msg);
+                        }
+                    }
+                }
+            }
+            for domain in c.domains.iter() {
+                if let Err(e) = check_domain(domain) {
+                    self.err("certificates", name, "domains", e);
+                }
+            }
+            if c.is_default {
+                match default {
+                    Some(first) => {
+                        let msg = format!("certificates.{first} is already the default");
+                        self.err("certificates", name, "is_default", msg);
+                    }
+                    None => default = Some(name),
+                }
+            }
+        }
+    }
+}
+
+fn not_socket_addr(addr: &str) -> String {
+    format!("{addr:?} is not a socket address; write e.g. \"0.0.0.0:80\" or \"[::]:80\"")
+}
+
+fn capture_names(re: &str) -> Vec<String> {
+    regex::Regex::new(re)
+        .map(|r| r.capture_names().flatten().map(String::from).collect())
+        .unwrap_or_default()
+}
