@@ -20,14 +20,22 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    /// An error about `item` (and `key`), without a file position.
+    /// An error about `item` (and `key`), without a file position. A multi-line message is
+    /// folded into one line, so that a list of errors stays one error per line.
     pub fn new(item: impl Into<String>, key: Option<&str>, message: impl Into<String>) -> Self {
+        let message: String = message.into();
+        let message = if message.contains('\n') {
+            let lines: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            lines.join("; ")
+        } else {
+            message
+        };
         ConfigError {
             file: None,
             line: None,
             item: item.into(),
             key: key.map(String::from),
-            message: message.into(),
+            message,
         }
     }
 
@@ -131,6 +139,7 @@ mod tests {
         assert_eq!(e.to_string(), "x.json: syntax");
         let e = ConfigError::new("", None, "syntax").at(None, Some(3));
         assert_eq!(e.to_string(), "line 3: syntax");
+        assert_eq!(ConfigError::new("x", None, "a\n  b\n").message, "a; b");
     }
 
     #[test]

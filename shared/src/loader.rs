@@ -533,7 +533,7 @@ threads = 0
 [servers.web]
 addr = "0.0.0.0:8080, nonsense"
 locations = "api, ghost"
-tls = true
+enabled_h2 = "yes"
 access_log = "{stauts}"
 treads = 4
 
@@ -576,16 +576,16 @@ path = "/"
             (3, "basic", Some("threads"), "must be at least 1"),
             (6, "servers.web", Some("addr"), "\"nonsense\" is not a socket address"),
             (7, "servers.web", Some("locations"), "unknown location \"ghost\""),
-            (8, "servers.web", Some("tls"), "no certificates"),
+            (8, "servers.web", Some("enabled_h2"), "invalid type"),
             (9, "servers.web", Some("access_log"), "did you mean {status}?"),
             (10, "servers.web", Some("treads"), "unknown key (did you mean \"threads\"?)"),
-            (13, "servers.other", Some("addr"), "0.0.0.0:8080 is also the listen address of servers.web"),
+            (6, "servers.web", Some("addr"), "0.0.0.0:8080 is also the listen address of servers.other"),
             (14, "servers.other", Some("metrics"), "must start with '/'"),
             (17, "locations.api", Some("paht"), "unknown key (did you mean \"path\"?)"),
             (18, "locations.api", Some("upstream"), "unknown upstream \"backend\" (did you mean \"backends\"?)"),
             (19, "locations.api", Some("headers"), "must be written \"Name: value\""),
             (20, "locations.api", Some("max_processing"), "invalid type"),
-            (21, "locations.api", Some("rewrite"), "does not compile"),
+            (21, "locations.api", Some("rewrite"), "rewrite regex \"^/(x\" does not compile: unclosed group"),
             (22, "locations.api", Some("plugins"), "unknown plugin \"nope\""),
             (25, "upstreams.backends", Some("addrs"), "has no port"),
             (26, "upstreams.backends", Some("algo"), "unknown algo \"fastest\""),
@@ -675,8 +675,11 @@ locations = "a"
         // Errors on aliased keys use the name as written, with its line.
         let e = crate::validate::validate(&l.config, &l.sources).unwrap_err();
         assert!(e.iter().any(|e| e.to_string() == "line 4: locations.a: key \"proxy_plugins\": unknown plugin \"p1\": there is no plugins.p1"), "{e}");
-        let e = parse_text("[locations.a]\nheaders = 1\nresponse_headers = []\n", Format::Toml, None).unwrap_err();
-        assert_eq!(e.len(), 2, "{e}");
+        let e = parse_text("[locations.a]\nheaders = [\"A: 1\"]\nresponse_headers = []\n", Format::Toml, None);
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "line 3: locations.a: key \"response_headers\": \"response_headers\" and \"headers\" are the same key; write only one"
+        );
     }
 
     #[test]

@@ -5,6 +5,19 @@
 use crate::values::parse_duration;
 use std::time::Duration;
 
+/// The useful part of a regex error (`unclosed group`), not regex's multi-line report.
+fn regex_problem(e: &regex::Error) -> String {
+    match e {
+        regex::Error::Syntax(s) => s
+            .lines()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix("error: "))
+            .unwrap_or(s)
+            .to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// One entry of a location's `host`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HostPattern {
@@ -21,7 +34,7 @@ pub fn parse_hosts(value: &str) -> Result<Vec<HostPattern>, String> {
     let mut out = Vec::new();
     for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         out.push(if let Some(re) = part.strip_prefix('~') {
-            regex::Regex::new(re).map_err(|e| format!("host regex {re:?} does not compile: {e}"))?;
+            regex::Regex::new(re).map_err(|e| format!("host regex {re:?} does not compile: {}", regex_problem(&e)))?;
             HostPattern::Regex(re.to_string())
         } else if let Some(suffix) = part.strip_prefix("*.") {
             if suffix.is_empty() || suffix.contains('*') {
@@ -62,7 +75,7 @@ pub fn parse_path(value: Option<&str>) -> Result<PathPattern, String> {
         PathPattern::Exact(exact.trim().to_string())
     } else if let Some(re) = v.strip_prefix('~') {
         let re = re.trim();
-        regex::Regex::new(re).map_err(|e| format!("path regex {re:?} does not compile: {e}"))?;
+        regex::Regex::new(re).map_err(|e| format!("path regex {re:?} does not compile: {}", regex_problem(&e)))?;
         PathPattern::Regex(re.to_string())
     } else {
         PathPattern::Prefix(v.to_string())
@@ -86,7 +99,7 @@ pub fn parse_rewrite(value: &str) -> Result<Rewrite, String> {
             "rewrite {value:?} must be \"<regex> <replacement>\" (two parts separated by a space)"
         ));
     };
-    regex::Regex::new(re).map_err(|e| format!("rewrite regex {re:?} does not compile: {e}"))?;
+    regex::Regex::new(re).map_err(|e| format!("rewrite regex {re:?} does not compile: {}", regex_problem(&e)))?;
     Ok(Rewrite {
         regex: re.to_string(),
         replacement: replacement.unwrap_or("").to_string(),
@@ -317,6 +330,10 @@ mod tests {
         assert_eq!(parse_path(Some("/a")).unwrap(), PathPattern::Prefix("/a".into()));
         assert_eq!(parse_path(None).unwrap(), PathPattern::Any);
         assert!(parse_path(Some("~[")).is_err());
+        assert_eq!(
+            parse_path(Some("~^/(x")).unwrap_err(),
+            "path regex \"^/(x\" does not compile: unclosed group"
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub use backend::{Backend, BackendBuilder};
 pub use certs::{CertPair, TestCa};
 pub use client::{peer_certificate, Client, Echo, RawConn, RawResponse, Reply};
 pub use proxy::{CmdOutput, Louailink, LouailinkBuilder};
-pub use routes::Routes;
+pub use routes::{OneRoute, Routes, Single};
 
 use std::future::Future;
 use std::net::TcpListener;

@@ -128,7 +128,9 @@ impl LouailinkBuilder {
         }
     }
 
-    /// Writes the config files, adding the harness's `[basic]` block unless a file has one.
+    /// Writes the config files with the harness's `basic` settings (pid file, upgrade socket in
+/// the temp dir; 1 s grace period and shutdown timeout): appended as a block, or merged into
+/// a TOML file's own `[basic]` for keys it does not set.
     fn write_files(&self) {
         assert!(!self.files.is_empty(), "no config given");
         let conf_dir = match self.layout {
@@ -137,14 +139,16 @@ impl LouailinkBuilder {
         };
         std::fs::create_dir_all(&conf_dir).expect("config dir");
         let mut files = self.files.clone();
-        if !files.iter().any(|(n, c)| has_basic(n, c)) {
-            let d = self.dir.path().display();
-            let basic = [
-                ("pid_file", format!("{d}/louailink.pid")),
-                ("upgrade_sock", format!("{d}/upgrade.sock")),
-                ("grace_period", "1s".to_string()),
-                ("graceful_shutdown_timeout", "1s".to_string()),
-            ];
+        let d = self.dir.path().display();
+        let basic = [
+            ("pid_file", format!("{d}/louailink.pid")),
+            ("upgrade_sock", format!("{d}/upgrade.sock")),
+            ("grace_period", "1s".to_string()),
+            ("graceful_shutdown_timeout", "1s".to_string()),
+        ];
+        if let Some(f) = files.iter_mut().find(|(n, c)| has_basic(n, c)) {
+            merge_basic(f, &basic);
+        } else {
             match self.layout {
                 Layout::File => append_basic(&mut files[0], &basic),
                 Layout::Dir => {
@@ -321,6 +325,22 @@ fn parse_any(name: &str, content: &str) -> Option<serde_json::Value> {
     } else {
         toml::from_str(content).ok()
     }
+}
+
+/// Adds the harness's keys that a TOML file's own `[basic]` lacks (lines after `[basic]` move;
+/// YAML and JSON files are left as written).
+fn merge_basic((name, content): &mut (String, String), basic: &[(&str, String)]) {
+    if !name.ends_with(".toml") {
+        return;
+    }
+    let Ok(mut doc) = content.parse::<toml_edit::DocumentMut>() else { return };
+    let Some(table) = doc.get_mut("basic").and_then(|b| b.as_table_mut()) else { return };
+    for (k, v) in basic {
+        if !table.contains_key(k) {
+            table.insert(k, toml_edit::value(v.as_str()));
+        }
+    }
+    *content = doc.to_string();
 }
 
 /// Adds a `basic` block to a config file without moving any of its lines.

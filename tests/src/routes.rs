@@ -47,3 +47,74 @@ impl Routes {
         self.client.get_with_host(host, path).await.backend()
     }
 }
+
+/// A config with one upstream `up`, one location `loc` and one server `main` on `port`; each
+/// field is TOML lines added to that item, `extra` is appended (more items, `[basic]`, ...).
+#[derive(Default)]
+pub struct OneRoute<'a> {
+    /// Server port (127.0.0.1).
+    pub port: u16,
+    /// Lines of `[upstreams.up]` (at least `addrs`); empty = no upstream and no
+    /// `upstream = "up"` in the location.
+    pub upstream: &'a str,
+    /// Lines of `[locations.loc]`.
+    pub location: &'a str,
+    /// Lines of `[servers.main]`.
+    pub server: &'a str,
+    /// Anything else.
+    pub extra: &'a str,
+}
+
+impl OneRoute<'_> {
+    /// The TOML text.
+    pub fn toml(&self) -> String {
+        let mut out = String::new();
+        let mut upstream_ref = "";
+        if !self.upstream.is_empty() {
+            out.push_str(&format!("[upstreams.up]\n{}\n\n", self.upstream));
+            upstream_ref = "upstream = \"up\"\n";
+        }
+        out.push_str(&format!("[locations.loc]\n{upstream_ref}{}\n\n", self.location));
+        out.push_str(&format!(
+            "[servers.main]\naddr = \"127.0.0.1:{}\"\nlocations = [\"loc\"]\n{}\n\n",
+            self.port, self.server
+        ));
+        out.push_str(self.extra);
+        out.push('\n');
+        out
+    }
+}
+
+/// One echo backend `b` behind one location: the common case.
+pub struct Single {
+    /// The backend (id `b`).
+    pub backend: Backend,
+    /// The proxy.
+    pub proxy: Louailink,
+    /// HTTP/1.1 client for the server.
+    pub client: Client,
+    /// The server's port.
+    pub port: u16,
+}
+
+impl Single {
+    /// `location`: lines of `[locations.loc]` (its upstream is the backend).
+    pub async fn start(location: &str) -> Single {
+        Self::start_with(location, "", "").await
+    }
+
+    /// Also lines for `[servers.main]` and extra items.
+    pub async fn start_with(location: &str, server: &str, extra: &str) -> Single {
+        let backend = Backend::start("b");
+        let port = crate::free_port();
+        let upstream = format!("addrs = {}", crate::addrs(&[&backend]));
+        let config = OneRoute { port, upstream: &upstream, location, server, extra }.toml();
+        let proxy = Louailink::start(&config).await;
+        Single { backend, proxy, client: Client::h1(port), port }
+    }
+
+    /// `GET <path>` with host `host`.
+    pub async fn get(&self, host: &str, path: &str) -> crate::Reply {
+        self.client.get(host, path).await
+    }
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs every test: installs what the tests need, builds the binaries the end-to-end tests
+# start, then runs unit and end-to-end tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh --test
+cargo build --workspace --bins
+cargo test --workspace --no-fail-fast
