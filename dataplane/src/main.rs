@@ -1,17 +1,6 @@
-//! `louailink`: the LouAILink data plane.
+//! `louailink`: the LouAILink data plane's command line.
 
-mod access_log;
-mod ctx;
-mod errors;
-mod location;
-mod plugins;
-mod proxy;
-mod router;
-mod server;
-mod snapshot;
-mod tls;
-mod upstream;
-mod vars;
+use louailink::{access_log, server, snapshot};
 
 use anyhow::Context;
 use clap::Parser;

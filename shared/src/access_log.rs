@@ -159,11 +159,15 @@ pub fn parse_access_log(spec: &str) -> Result<Vec<LogPart>, String> {
         return parse_template(template);
     }
     if trimmed.is_empty() {
-        return Err("empty access_log; use a preset (tiny, short, common, combined) or a template".into());
+        return Err(
+            "empty access_log; use a preset (tiny, short, common, combined) or a template".into(),
+        );
     }
     let parts = parse_template(spec)?;
     // A lone word with no tags is almost certainly a misspelt preset, not a template.
-    let word = trimmed.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let word = trimmed
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if word && parts.iter().all(|p| matches!(p, LogPart::Text(_))) {
         let presets: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
         return Err(match suggest(trimmed, presets.iter().copied()) {
@@ -192,7 +196,9 @@ fn parse_template(template: &str) -> Result<Vec<LogPart>, String> {
             continue;
         }
         if brace == "}" {
-            return Err(format!("unmatched '}}' in access_log {template:?}; write '}}}}' for a literal brace"));
+            return Err(format!(
+                "unmatched '}}' in access_log {template:?}; write '}}}}' for a literal brace"
+            ));
         }
         let end = after
             .find('}')
@@ -213,11 +219,16 @@ fn parse_template(template: &str) -> Result<Vec<LogPart>, String> {
 
 fn parse_tag(tag: &str) -> Result<LogPart, String> {
     let named = |name: &str, what: &str, make: fn(String) -> LogPart| -> Result<LogPart, String> {
-        let ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        let ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
         if ok {
             Ok(make(name.to_string()))
         } else {
-            Err(format!("invalid {what} name {name:?} in access_log tag {{{tag}}}"))
+            Err(format!(
+                "invalid {what} name {name:?} in access_log tag {{{tag}}}"
+            ))
         }
     };
     match tag.chars().next() {
@@ -252,7 +263,8 @@ mod tests {
 
     #[test]
     fn templates() {
-        let parts = parse_access_log("{host} \"{>X-Req}\" {<Content-Type} {~sid} {$HOME} {{x}}").unwrap();
+        let parts =
+            parse_access_log("{host} \"{>X-Req}\" {<Content-Type} {~sid} {$HOME} {{x}}").unwrap();
         assert_eq!(
             parts,
             vec![
@@ -268,13 +280,19 @@ mod tests {
                 LogPart::Text(" {x}".into()),
             ]
         );
-        assert_eq!(parse_access_log("plain text").unwrap(), vec![LogPart::Text("plain text".into())]);
+        assert_eq!(
+            parse_access_log("plain text").unwrap(),
+            vec![LogPart::Text("plain text".into())]
+        );
     }
 
     #[test]
     fn every_tag_round_trips() {
         for (name, tag) in TAGS {
-            assert_eq!(parse_access_log(&format!("{{{name}}}")).unwrap(), vec![LogPart::Tag(*tag)]);
+            assert_eq!(
+                parse_access_log(&format!("{{{name}}}")).unwrap(),
+                vec![LogPart::Tag(*tag)]
+            );
             assert_eq!(tag.name(), *name);
         }
         assert_eq!(TAGS.len(), 30);
@@ -283,11 +301,20 @@ mod tests {
     #[test]
     fn errors() {
         let e = parse_access_log("{stauts}").unwrap_err();
-        assert_eq!(e, "unknown access_log tag {stauts} (did you mean {status}?)");
-        assert!(parse_access_log("{method").unwrap_err().contains("unclosed"));
+        assert_eq!(
+            e,
+            "unknown access_log tag {stauts} (did you mean {status}?)"
+        );
+        assert!(parse_access_log("{method")
+            .unwrap_err()
+            .contains("unclosed"));
         assert!(parse_access_log("a } b").unwrap_err().contains("unmatched"));
-        assert!(parse_access_log("{>}").unwrap_err().contains("request header"));
-        assert!(parse_access_log("{}").unwrap_err().contains("unknown access_log tag {}"));
+        assert!(parse_access_log("{>}")
+            .unwrap_err()
+            .contains("request header"));
+        assert!(parse_access_log("{}")
+            .unwrap_err()
+            .contains("unknown access_log tag {}"));
         assert!(parse_access_log("").is_err());
         let e = parse_access_log("combinde").unwrap_err();
         assert!(e.contains("did you mean \"combined\""), "{e}");

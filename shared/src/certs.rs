@@ -38,17 +38,24 @@ pub fn load_certificate(conf: &CertificateConf) -> Result<LoadedCert, String> {
 
 /// Like [`load_certificate`], also naming the key (`tls_cert` or `tls_key`) at fault.
 pub(crate) fn load_keyed(conf: &CertificateConf) -> Result<LoadedCert, (&'static str, String)> {
-    let cert_src = conf.tls_cert.as_deref().ok_or(("tls_cert", "tls_cert is missing".to_string()))?;
-    let key_src = conf.tls_key.as_deref().ok_or(("tls_key", "tls_key is missing".to_string()))?;
+    let cert_src = conf
+        .tls_cert
+        .as_deref()
+        .ok_or(("tls_cert", "tls_cert is missing".to_string()))?;
+    let key_src = conf
+        .tls_key
+        .as_deref()
+        .ok_or(("tls_key", "tls_key is missing".to_string()))?;
     let cert_pem = read_source(cert_src, "tls_cert").map_err(|e| ("tls_cert", e))?;
     let key_pem = read_source(key_src, "tls_key").map_err(|e| ("tls_key", e))?;
 
     let chain = rustls_pemfile::certs(&mut cert_pem.as_slice())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ("tls_cert", format!("tls_cert is not valid PEM: {e}")))?;
-    let leaf = chain
-        .first()
-        .ok_or(("tls_cert", "tls_cert holds no CERTIFICATE block".to_string()))?;
+    let leaf = chain.first().ok_or((
+        "tls_cert",
+        "tls_cert holds no CERTIFICATE block".to_string(),
+    ))?;
     let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
         .map_err(|e| ("tls_key", format!("tls_key is not valid PEM: {e}")))?
         .ok_or(("tls_key", "tls_key holds no private key block".to_string()))?;
@@ -64,7 +71,12 @@ pub(crate) fn load_keyed(conf: &CertificateConf) -> Result<LoadedCert, (&'static
         }
     }
     if names.is_empty() {
-        if let Some(cn) = x509.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()) {
+        if let Some(cn) = x509
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+        {
             names.push(cn.to_ascii_lowercase());
         }
     }
@@ -74,15 +86,28 @@ pub(crate) fn load_keyed(conf: &CertificateConf) -> Result<LoadedCert, (&'static
     let signer = provider
         .key_provider
         .load_private_key(key.clone_key())
-        .map_err(|e| ("tls_key", format!("tls_key is not a usable private key: {e}")))?;
+        .map_err(|e| {
+            (
+                "tls_key",
+                format!("tls_key is not a usable private key: {e}"),
+            )
+        })?;
     match CertifiedKey::new(chain.clone(), Arc::clone(&signer)).keys_match() {
         Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
         Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
-            return Err(("tls_key", "tls_key does not match the certificate in tls_cert".into()))
+            return Err((
+                "tls_key",
+                "tls_key does not match the certificate in tls_cert".into(),
+            ))
         }
         Err(e) => return Err(("tls_cert", format!("tls_cert cannot be used: {e}"))),
     }
-    Ok(LoadedCert { chain, key, names, not_after })
+    Ok(LoadedCert {
+        chain,
+        key,
+        names,
+        not_after,
+    })
 }
 
 /// PEM text as written, or the content of the file it names.
@@ -105,10 +130,13 @@ pub fn check_domain(name: &str) -> Result<(), String> {
             && l.len() <= 63
             && !l.starts_with('-')
             && !l.ends_with('-')
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     };
     if bare.is_empty() || bare.len() > 253 || !bare.split('.').all(label_ok) {
-        return Err(format!("{name:?} is not a valid domain name (e.g. \"a.com\" or \"*.a.com\")"));
+        return Err(format!(
+            "{name:?} is not a valid domain name (e.g. \"a.com\" or \"*.a.com\")"
+        ));
     }
     Ok(())
 }
@@ -159,7 +187,13 @@ mod tests {
         let (cert, _) = self_signed(&["a.com"]);
         let (_, other_key) = self_signed(&["b.com"]);
         let e = load_keyed(&conf(&cert, &other_key)).unwrap_err();
-        assert_eq!(e, ("tls_key", "tls_key does not match the certificate in tls_cert".to_string()));
+        assert_eq!(
+            e,
+            (
+                "tls_key",
+                "tls_key does not match the certificate in tls_cert".to_string()
+            )
+        );
     }
 
     #[test]

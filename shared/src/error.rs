@@ -25,7 +25,11 @@ impl ConfigError {
     pub fn new(item: impl Into<String>, key: Option<&str>, message: impl Into<String>) -> Self {
         let message: String = message.into();
         let message = if message.contains('\n') {
-            let lines: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            let lines: Vec<&str> = message
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
             lines.join("; ")
         } else {
             message
@@ -96,8 +100,9 @@ impl ConfigErrors {
 
     /// Sorts by file, then line (errors without a file last); the sort is stable.
     pub fn sort(&mut self) {
-        self.0
-            .sort_by(|a, b| (a.file.is_none(), &a.file, a.line).cmp(&(b.file.is_none(), &b.file, b.line)));
+        self.0.sort_by(|a, b| {
+            (a.file.is_none(), &a.file, a.line).cmp(&(b.file.is_none(), &b.file, b.line))
+        });
     }
 }
 
@@ -127,13 +132,20 @@ mod tests {
 
     #[test]
     fn display_omits_absent_parts() {
-        let e = ConfigError::new("locations.api", Some("paht"), "unknown key (did you mean \"path\"?)")
-            .at(Some("conf/a.toml".into()), Some(12));
+        let e = ConfigError::new(
+            "locations.api",
+            Some("paht"),
+            "unknown key (did you mean \"path\"?)",
+        )
+        .at(Some("conf/a.toml".into()), Some(12));
         assert_eq!(
             e.to_string(),
             "conf/a.toml:12: locations.api: key \"paht\": unknown key (did you mean \"path\"?)"
         );
-        assert_eq!(ConfigError::new("basic", None, "bad").to_string(), "basic: bad");
+        assert_eq!(
+            ConfigError::new("basic", None, "bad").to_string(),
+            "basic: bad"
+        );
         assert_eq!(ConfigError::new("", None, "bad").to_string(), "bad");
         let e = ConfigError::new("", None, "syntax").at(Some("x.json".into()), None);
         assert_eq!(e.to_string(), "x.json: syntax");
@@ -150,7 +162,10 @@ mod tests {
             ConfigError::new("c", None, "early").at(Some("f.toml".into()), Some(2)),
         ]);
         all.sort();
-        assert_eq!(all.to_string(), "f.toml:2: c: early\nf.toml:9: b: late\na: no file");
+        assert_eq!(
+            all.to_string(),
+            "f.toml:2: c: early\nf.toml:9: b: late\na: no file"
+        );
         assert_eq!(all.len(), 3);
     }
 }

@@ -74,7 +74,12 @@ impl LineIndex {
 }
 
 fn syntax_error(message: &str, line: Option<usize>) -> ConfigError {
-    ConfigError::new("", None, format!("syntax error: {}", clean_message(message))).at(None, line)
+    ConfigError::new(
+        "",
+        None,
+        format!("syntax error: {}", clean_message(message)),
+    )
+    .at(None, line)
 }
 
 // ---------------------------------------------------------------- TOML
@@ -103,7 +108,9 @@ fn toml_table(
             .and_then(toml_edit::Key::span)
             .or_else(|| item.span());
         if let Some(span) = span {
-            lines.entry(path.clone()).or_insert_with(|| index.line(span.start));
+            lines
+                .entry(path.clone())
+                .or_insert_with(|| index.line(span.start));
         }
         if let Some(v) = toml_item(item, index, path, lines) {
             map.insert(key.to_string(), v);
@@ -123,9 +130,11 @@ fn toml_item(
         toml_edit::Item::None => return None,
         toml_edit::Item::Value(v) => toml_value(v, index, path, lines),
         toml_edit::Item::Table(t) => toml_table(t, index, path, lines),
-        toml_edit::Item::ArrayOfTables(a) => {
-            Value::Array(a.iter().map(|t| toml_table(t, index, path, lines)).collect())
-        }
+        toml_edit::Item::ArrayOfTables(a) => Value::Array(
+            a.iter()
+                .map(|t| toml_table(t, index, path, lines))
+                .collect(),
+        ),
     })
 }
 
@@ -139,10 +148,16 @@ fn toml_value(
     match v {
         T::String(s) => Value::String(s.value().clone()),
         T::Integer(i) => Value::from(*i.value()),
-        T::Float(f) => Number::from_f64(*f.value()).map_or_else(|| Value::String(f.to_string()), Value::Number),
+        T::Float(f) => {
+            Number::from_f64(*f.value()).map_or_else(|| Value::String(f.to_string()), Value::Number)
+        }
         T::Boolean(b) => Value::Bool(*b.value()),
         T::Datetime(d) => Value::String(d.value().to_string()),
-        T::Array(a) => Value::Array(a.iter().map(|v| toml_value(v, index, path, lines)).collect()),
+        T::Array(a) => Value::Array(
+            a.iter()
+                .map(|v| toml_value(v, index, path, lines))
+                .collect(),
+        ),
         T::InlineTable(t) => toml_table(t, index, path, lines),
     }
 }
@@ -157,8 +172,15 @@ fn parse_yaml(text: &str) -> Result<Tree, ConfigError> {
             .map_err(|e| syntax_error(&e.to_string(), e.location().map(|l| l.line())))?
     };
     // An empty YAML document (only comments) is null: treat it as an empty config.
-    let root = if root.is_null() { Value::Object(Map::new()) } else { root };
-    Ok(Tree { root, lines: yaml_lines(text) })
+    let root = if root.is_null() {
+        Value::Object(Map::new())
+    } else {
+        root
+    };
+    Ok(Tree {
+        root,
+        lines: yaml_lines(text),
+    })
 }
 
 /// Key lines of a block-style YAML document, found by indentation.
@@ -168,7 +190,11 @@ fn yaml_lines(text: &str) -> HashMap<Vec<String>, usize> {
     for (n, raw) in text.lines().enumerate() {
         let body = raw.trim_start();
         let indent = raw.len() - body.len();
-        if body.is_empty() || body.starts_with('#') || body.starts_with("---") || body.starts_with("- ") {
+        if body.is_empty()
+            || body.starts_with('#')
+            || body.starts_with("---")
+            || body.starts_with("- ")
+        {
             continue;
         }
         let Some(key) = yaml_key(body) else { continue };
@@ -188,9 +214,14 @@ fn yaml_key(body: &str) -> Option<String> {
     if let Some(q) = body.chars().next().filter(|c| *c == '"' || *c == '\'') {
         let rest = &body[1..];
         let end = rest.find(q)?;
-        return rest[end + 1..].trim_start().starts_with(':').then(|| rest[..end].to_string());
+        return rest[end + 1..]
+            .trim_start()
+            .starts_with(':')
+            .then(|| rest[..end].to_string());
     }
-    let colon = body.find(": ").or_else(|| body.strip_suffix(':').map(str::len))?;
+    let colon = body
+        .find(": ")
+        .or_else(|| body.strip_suffix(':').map(str::len))?;
     let key = body[..colon].trim_end();
     (!key.is_empty() && !key.contains(['{', '[', '#'])).then(|| key.to_string())
 }
@@ -198,8 +229,12 @@ fn yaml_key(body: &str) -> Option<String> {
 // ---------------------------------------------------------------- JSON
 
 fn parse_json(text: &str) -> Result<Tree, ConfigError> {
-    let root: Value = serde_json::from_str(text).map_err(|e| syntax_error(&e.to_string(), Some(e.line())))?;
-    Ok(Tree { root, lines: json_lines(text) })
+    let root: Value =
+        serde_json::from_str(text).map_err(|e| syntax_error(&e.to_string(), Some(e.line())))?;
+    Ok(Tree {
+        root,
+        lines: json_lines(text),
+    })
 }
 
 /// Key lines of a JSON document, found by following its nesting.
@@ -288,7 +323,11 @@ url = "http://x"
 
     #[test]
     fn toml_inline_and_dotted() {
-        let t = parse_tree("locations.a.path = \"/\"\n\n[servers]\nb = { addr = \"x\" }\n", Format::Toml).unwrap();
+        let t = parse_tree(
+            "locations.a.path = \"/\"\n\n[servers]\nb = { addr = \"x\" }\n",
+            Format::Toml,
+        )
+        .unwrap();
         assert_eq!(t.root["locations"]["a"]["path"], "/");
         assert_eq!(t.line(&["locations", "a", "path"]), Some(1));
         assert_eq!(t.line(&["servers", "b", "addr"]), Some(4));
@@ -302,7 +341,10 @@ url = "http://x"
         assert_eq!(t.line(&["locations", "lo"]), Some(3));
         assert_eq!(t.line(&["locations", "lo", "path"]), Some(5));
         assert_eq!(t.line(&["servers", "test", "addr"]), Some(8));
-        assert_eq!(parse_tree("# nothing\n", Format::Yaml).unwrap().root, serde_json::json!({}));
+        assert_eq!(
+            parse_tree("# nothing\n", Format::Yaml).unwrap().root,
+            serde_json::json!({})
+        );
     }
 
     #[test]

@@ -23,7 +23,13 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     candidates
         .into_iter()
         .filter(|c| !c.is_empty())
-        .map(|c| (strsim::jaro_winkler(&lower, c), strsim::levenshtein(&lower, c), c))
+        .map(|c| {
+            (
+                strsim::jaro_winkler(&lower, c),
+                strsim::levenshtein(&lower, c),
+                c,
+            )
+        })
         .filter(|(jw, lev, c)| *jw >= 0.8 || (*lev <= 2 && *lev < c.len().max(lower.len())))
         .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)))
         .map(|(_, _, c)| c)
@@ -43,7 +49,10 @@ pub type Decoded<T> = (T, Vec<(Option<String>, String)>);
 
 /// Decodes `obj` into `T` key by key. `aliases` lists `(alias, primary)` pairs of `T`, so that
 /// writing both spellings is reported instead of failing the whole object.
-pub fn decode_fields<T: DeserializeOwned + Default>(obj: &Map<String, Value>, aliases: &[(&str, &str)]) -> Decoded<T> {
+pub fn decode_fields<T: DeserializeOwned + Default>(
+    obj: &Map<String, Value>,
+    aliases: &[(&str, &str)],
+) -> Decoded<T> {
     let known = fields_of::<T>();
     let mut errors = Vec::new();
     let mut good = Map::new();
@@ -148,7 +157,14 @@ mod tests {
     #[test]
     fn fields_include_aliases() {
         let f = fields_of::<LocationConf>();
-        for k in ["host", "path", "proxy_set_headers", "proxy_headers", "headers", "proxy_plugins"] {
+        for k in [
+            "host",
+            "path",
+            "proxy_set_headers",
+            "proxy_headers",
+            "headers",
+            "proxy_plugins",
+        ] {
             assert!(f.contains(&k), "{k} missing from {f:?}");
         }
         assert!(fields_of::<ServerConf>().contains(&"addr"));
@@ -169,21 +185,31 @@ mod tests {
         let obj = serde_json::json!({
             "addr": "0.0.0.0:80", "threads": "many", "tls": "yes", "adr": 1, "access_log": "tiny"
         });
-        let Value::Object(obj) = obj else { unreachable!() };
+        let Value::Object(obj) = obj else {
+            unreachable!()
+        };
         let (s, errors) = decode_fields::<ServerConf>(&obj, &[]);
         assert_eq!(s.addr.0, ["0.0.0.0:80"]);
         assert_eq!(s.access_log.as_deref(), Some("tiny"));
-        let mut keys: Vec<_> = errors.iter().map(|(k, _)| k.clone().unwrap_or_default()).collect();
+        let mut keys: Vec<_> = errors
+            .iter()
+            .map(|(k, _)| k.clone().unwrap_or_default())
+            .collect();
         keys.sort();
         assert_eq!(keys, ["adr", "threads", "tls"]);
-        let adr = errors.iter().find(|(k, _)| k.as_deref() == Some("adr")).map(|(_, m)| m.as_str());
+        let adr = errors
+            .iter()
+            .find(|(k, _)| k.as_deref() == Some("adr"))
+            .map(|(_, m)| m.as_str());
         assert_eq!(adr, Some("unknown key (did you mean \"addr\"?)"));
     }
 
     #[test]
     fn alias_and_primary_together_is_an_error() {
         let obj = serde_json::json!({"headers": ["A: 1"], "response_headers": ["B: 2"]});
-        let Value::Object(obj) = obj else { unreachable!() };
+        let Value::Object(obj) = obj else {
+            unreachable!()
+        };
         let (l, errors) = decode_fields::<LocationConf>(&obj, &[("headers", "response_headers")]);
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert_eq!(errors[0].0.as_deref(), Some("response_headers"));
@@ -192,7 +218,10 @@ mod tests {
 
     #[test]
     fn messages_lose_positions() {
-        assert_eq!(clean_message("invalid type at line 1 column 5"), "invalid type");
+        assert_eq!(
+            clean_message("invalid type at line 1 column 5"),
+            "invalid type"
+        );
         assert_eq!(clean_message("a\n  b"), "a; b");
     }
 }

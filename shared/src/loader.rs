@@ -8,7 +8,8 @@ use crate::error::{ConfigError, ConfigErrors};
 use crate::formats::{parse_tree, Tree};
 use crate::keys::{decode_fields, unknown_message};
 use crate::model::{
-    Basic, CertificateConf, Config, LocationConf, PluginConf, ServerConf, UpstreamConf, Webhook, KINDS,
+    Basic, CertificateConf, Config, LocationConf, PluginConf, ServerConf, UpstreamConf, Webhook,
+    KINDS,
 };
 use crate::sources::item_label;
 use crate::validate::validate;
@@ -169,7 +170,11 @@ fn decode_partial(kind: &str, name: &str, value: &Value) -> (Option<Item>, Vec<C
         other => {
             let mut known = vec!["basic"];
             known.extend(KINDS);
-            errors.push(ConfigError::new("", Some(other), unknown_message("kind", other, &known)));
+            errors.push(ConfigError::new(
+                "",
+                Some(other),
+                unknown_message("kind", other, &known),
+            ));
             return (None, errors);
         }
     };
@@ -247,9 +252,14 @@ impl Parsed {
         if validate_too {
             if let Err(more) = validate(&self.loaded.config, &self.loaded.sources) {
                 // A key that did not decode is reported once, not again as "missing".
-                let seen: BTreeSet<(String, Option<String>)> =
-                    self.errors.iter().map(|e| (e.item.clone(), e.key.clone())).collect();
-                let fresh = more.into_iter().filter(|e| !seen.contains(&(e.item.clone(), e.key.clone())));
+                let seen: BTreeSet<(String, Option<String>)> = self
+                    .errors
+                    .iter()
+                    .map(|e| (e.item.clone(), e.key.clone()))
+                    .collect();
+                let fresh = more
+                    .into_iter()
+                    .filter(|e| !seen.contains(&(e.item.clone(), e.key.clone())));
                 self.errors.extend(fresh.collect::<Vec<_>>());
             }
         }
@@ -274,7 +284,10 @@ impl Parsed {
         };
         let at = |path: &[&str]| (file.map(Path::to_path_buf), tree.line(path));
         let Value::Object(root) = &tree.root else {
-            let msg = format!("a config must be a table of kinds (basic, {})", KINDS.join(", "));
+            let msg = format!(
+                "a config must be a table of kinds (basic, {})",
+                KINDS.join(", ")
+            );
             let (f, l) = at(&[]);
             self.errors.push(ConfigError::new("", None, msg).at(f, l));
             return;
@@ -291,9 +304,11 @@ impl Parsed {
                     }
                     Value::Null => {}
                     other => {
-                        let msg = format!("must be a table of named items, not {}", type_name(other));
+                        let msg =
+                            format!("must be a table of named items, not {}", type_name(other));
                         let (f, l) = at(&[kind]);
-                        self.errors.push(ConfigError::new(kind.as_str(), None, msg).at(f, l));
+                        self.errors
+                            .push(ConfigError::new(kind.as_str(), None, msg).at(f, l));
                     }
                 }
             } else {
@@ -301,14 +316,26 @@ impl Parsed {
                 known.extend(KINDS);
                 let (f, l) = at(&[kind]);
                 let msg = unknown_message("kind", kind, &known);
-                self.errors.push(ConfigError::new("", Some(kind), msg).at(f, l));
+                self.errors
+                    .push(ConfigError::new("", Some(kind), msg).at(f, l));
             }
         }
     }
 
     /// Records where an item and its keys are written, decodes it and merges it in.
-    fn add_item(&mut self, tree: &Tree, file: Option<&Path>, kind: &str, name: &str, value: &Value) {
-        let base: Vec<&str> = if kind == "basic" { vec![kind] } else { vec![kind, name] };
+    fn add_item(
+        &mut self,
+        tree: &Tree,
+        file: Option<&Path>,
+        kind: &str,
+        name: &str,
+        value: &Value,
+    ) {
+        let base: Vec<&str> = if kind == "basic" {
+            vec![kind]
+        } else {
+            vec![kind, name]
+        };
         let line = tree.line(&base);
         let sources = &mut self.loaded.sources;
         if sources.has_item(kind, name) {
@@ -320,7 +347,8 @@ impl Parsed {
                 (None, None) => "another source".to_string(),
             };
             let msg = format!("defined twice: already defined at {first}");
-            let e = ConfigError::new(item_label(kind, name), None, msg).at(file.map(Path::to_path_buf), line);
+            let e = ConfigError::new(item_label(kind, name), None, msg)
+                .at(file.map(Path::to_path_buf), line);
             self.errors.push(e);
             return;
         }
@@ -361,13 +389,15 @@ impl Parsed {
     fn add_file(&mut self, path: &Path) {
         let Some(format) = Format::from_path(path) else {
             let msg = "unknown config format; use a .toml, .yaml, .yml or .json file";
-            self.errors.push(ConfigError::new("", None, msg).at(Some(path.into()), None));
+            self.errors
+                .push(ConfigError::new("", None, msg).at(Some(path.into()), None));
             return;
         };
         match std::fs::read_to_string(path) {
             Ok(text) => self.add_text(&text, format, Some(path)),
             Err(e) => {
-                let e = ConfigError::new("", None, format!("cannot read: {e}")).at(Some(path.into()), None);
+                let e = ConfigError::new("", None, format!("cannot read: {e}"))
+                    .at(Some(path.into()), None);
                 self.errors.push(e);
             }
         }
@@ -397,7 +427,8 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
         }
         Ok(_) => parsed.add_file(path),
         Err(e) => {
-            let e = ConfigError::new("", None, format!("cannot read config: {e}")).at(Some(path.into()), None);
+            let e = ConfigError::new("", None, format!("cannot read config: {e}"))
+                .at(Some(path.into()), None);
             return Err(e.into());
         }
     }
@@ -405,7 +436,12 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
 }
 
 /// Every config file under `dir`; hidden entries (`.name`) are skipped, symlink loops broken.
-fn collect_files(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<ConfigError>, visited: &mut HashSet<PathBuf>) {
+fn collect_files(
+    dir: &Path,
+    files: &mut Vec<PathBuf>,
+    errors: &mut Vec<ConfigError>,
+    visited: &mut HashSet<PathBuf>,
+) {
     let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     if !visited.insert(real) {
         return;
@@ -413,7 +449,10 @@ fn collect_files(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<ConfigEr
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
-            errors.push(ConfigError::new("", None, format!("cannot read directory: {e}")).at(Some(dir.into()), None));
+            errors.push(
+                ConfigError::new("", None, format!("cannot read directory: {e}"))
+                    .at(Some(dir.into()), None),
+            );
             return;
         }
     };
@@ -421,18 +460,26 @@ fn collect_files(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<ConfigEr
         let path = match entry {
             Ok(entry) => entry.path(),
             Err(e) => {
-                errors.push(ConfigError::new("", None, format!("cannot read directory: {e}")).at(Some(dir.into()), None));
+                errors.push(
+                    ConfigError::new("", None, format!("cannot read directory: {e}"))
+                        .at(Some(dir.into()), None),
+                );
                 continue;
             }
         };
-        if path.file_name().and_then(|n| n.to_str()).is_none_or(|n| n.starts_with('.')) {
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_none_or(|n| n.starts_with('.'))
+        {
             continue;
         }
         match std::fs::metadata(&path) {
             Ok(meta) if meta.is_dir() => collect_files(&path, files, errors, visited),
             Ok(meta) if meta.is_file() && Format::from_path(&path).is_some() => files.push(path),
             Ok(_) => {}
-            Err(e) => errors.push(ConfigError::new("", None, format!("cannot read: {e}")).at(Some(path), None)),
+            Err(e) => errors
+                .push(ConfigError::new("", None, format!("cannot read: {e}")).at(Some(path), None)),
         }
     }
 }
@@ -459,11 +506,18 @@ locations = ["lo"]
         let mut c = Config::default();
         c.upstreams.insert(
             "charts".into(),
-            UpstreamConf { addrs: crate::values::StrList(vec!["127.0.0.1:5000".into()]), ..Default::default() },
+            UpstreamConf {
+                addrs: crate::values::StrList(vec!["127.0.0.1:5000".into()]),
+                ..Default::default()
+            },
         );
         c.locations.insert(
             "lo".into(),
-            LocationConf { upstream: Some("charts".into()), path: Some("/".into()), ..Default::default() },
+            LocationConf {
+                upstream: Some("charts".into()),
+                path: Some("/".into()),
+                ..Default::default()
+            },
         );
         c.servers.insert(
             "test".into(),
@@ -491,9 +545,18 @@ locations = ["lo"]
         let file = write(dir.path(), "louailink.toml", SMALLEST);
         let loaded = load(&file).unwrap();
         assert_eq!(loaded.config, smallest_config());
-        assert_eq!(summary(&loaded.config), "1 server, 1 location, 1 upstream, 0 plugins, 0 certificates");
-        assert_eq!(loaded.sources.locate("locations", "lo", Some("path")), (Some(file.clone()), Some(6)));
-        assert_eq!(loaded.sources.locate("servers", "test", None), (Some(file), Some(8)));
+        assert_eq!(
+            summary(&loaded.config),
+            "1 server, 1 location, 1 upstream, 0 plugins, 0 certificates"
+        );
+        assert_eq!(
+            loaded.sources.locate("locations", "lo", Some("path")),
+            (Some(file.clone()), Some(6))
+        );
+        assert_eq!(
+            loaded.sources.locate("servers", "test", None),
+            (Some(file), Some(8))
+        );
     }
 
     #[test]
@@ -504,10 +567,16 @@ locations = ["lo"]
  "servers": {"test": {"addr": "0.0.0.0:6188", "locations": ["lo"]}}}"#;
         let y = parse_text(yaml, Format::Yaml, None).unwrap();
         assert_eq!(y.config, smallest_config());
-        assert_eq!(y.sources.locate("locations", "lo", Some("path")), (None, Some(7)));
+        assert_eq!(
+            y.sources.locate("locations", "lo", Some("path")),
+            (None, Some(7))
+        );
         let j = parse_text(json, Format::Json, None).unwrap();
         assert_eq!(j.config, smallest_config());
-        assert_eq!(j.sources.locate("servers", "test", Some("locations")), (None, Some(3)));
+        assert_eq!(
+            j.sources.locate("servers", "test", Some("locations")),
+            (None, Some(3))
+        );
     }
 
     #[test]
@@ -521,7 +590,11 @@ locations = ["lo"]
         let json = "{\"servers\": {\n  \"s\": {\n    \"threads\": \"two\"\n  }\n}}";
         let e = parse_text(json, Format::Json, Some(Path::new("c.json"))).unwrap_err();
         assert_eq!(e.0.len(), 1, "{e}");
-        assert_eq!((e.0[0].line, e.0[0].key.as_deref()), (Some(3), Some("threads")), "{e}");
+        assert_eq!(
+            (e.0[0].line, e.0[0].key.as_deref()),
+            (Some(3), Some("threads")),
+            "{e}"
+        );
     }
 
     #[test]
@@ -574,28 +647,113 @@ path = "/"
         let expected: &[(usize, &str, Option<&str>, &str)] = &[
             (2, "basic", Some("log_level"), "unknown log level \"loud\""),
             (3, "basic", Some("threads"), "must be at least 1"),
-            (6, "servers.web", Some("addr"), "\"nonsense\" is not a socket address"),
-            (7, "servers.web", Some("locations"), "unknown location \"ghost\""),
+            (
+                6,
+                "servers.web",
+                Some("addr"),
+                "\"nonsense\" is not a socket address",
+            ),
+            (
+                7,
+                "servers.web",
+                Some("locations"),
+                "unknown location \"ghost\"",
+            ),
             (8, "servers.web", Some("enabled_h2"), "invalid type"),
-            (9, "servers.web", Some("access_log"), "did you mean {status}?"),
-            (10, "servers.web", Some("treads"), "unknown key (did you mean \"threads\"?)"),
-            (6, "servers.web", Some("addr"), "0.0.0.0:8080 is also the listen address of servers.other"),
+            (
+                9,
+                "servers.web",
+                Some("access_log"),
+                "did you mean {status}?",
+            ),
+            (
+                10,
+                "servers.web",
+                Some("treads"),
+                "unknown key (did you mean \"threads\"?)",
+            ),
+            (
+                6,
+                "servers.web",
+                Some("addr"),
+                "0.0.0.0:8080 is also the listen address of servers.other",
+            ),
             (14, "servers.other", Some("metrics"), "must start with '/'"),
-            (17, "locations.api", Some("paht"), "unknown key (did you mean \"path\"?)"),
-            (18, "locations.api", Some("upstream"), "unknown upstream \"backend\" (did you mean \"backends\"?)"),
-            (19, "locations.api", Some("headers"), "must be written \"Name: value\""),
+            (
+                17,
+                "locations.api",
+                Some("paht"),
+                "unknown key (did you mean \"path\"?)",
+            ),
+            (
+                18,
+                "locations.api",
+                Some("upstream"),
+                "unknown upstream \"backend\" (did you mean \"backends\"?)",
+            ),
+            (
+                19,
+                "locations.api",
+                Some("headers"),
+                "must be written \"Name: value\"",
+            ),
             (20, "locations.api", Some("max_processing"), "invalid type"),
-            (21, "locations.api", Some("rewrite"), "rewrite regex \"^/(x\" does not compile: unclosed group"),
-            (22, "locations.api", Some("plugins"), "unknown plugin \"nope\""),
+            (
+                21,
+                "locations.api",
+                Some("rewrite"),
+                "rewrite regex \"^/(x\" does not compile: unclosed group",
+            ),
+            (
+                22,
+                "locations.api",
+                Some("plugins"),
+                "unknown plugin \"nope\"",
+            ),
             (25, "upstreams.backends", Some("addrs"), "has no port"),
-            (26, "upstreams.backends", Some("algo"), "unknown algo \"fastest\""),
-            (27, "upstreams.backends", Some("health_check"), "must be http or tcp"),
-            (28, "upstreams.backends", Some("connection_timeout"), "must be above 0"),
+            (
+                26,
+                "upstreams.backends",
+                Some("algo"),
+                "unknown algo \"fastest\"",
+            ),
+            (
+                27,
+                "upstreams.backends",
+                Some("health_check"),
+                "must be http or tcp",
+            ),
+            (
+                28,
+                "upstreams.backends",
+                Some("connection_timeout"),
+                "must be above 0",
+            ),
             (30, "plugins.pong", Some("path"), "is required"),
-            (32, "plugins.pong", Some("paht"), "unknown key (did you mean \"path\"?)"),
-            (35, "certificates.c", Some("tls_cert"), "cannot read tls_cert file"),
-            (37, "certificates.c", Some("acme"), "unknown ACME provider \"zerossl\""),
-            (40, "", Some("locaitons"), "unknown kind (did you mean \"locations\"?)"),
+            (
+                32,
+                "plugins.pong",
+                Some("paht"),
+                "unknown key (did you mean \"path\"?)",
+            ),
+            (
+                35,
+                "certificates.c",
+                Some("tls_cert"),
+                "cannot read tls_cert file",
+            ),
+            (
+                37,
+                "certificates.c",
+                Some("acme"),
+                "unknown ACME provider \"zerossl\"",
+            ),
+            (
+                40,
+                "",
+                Some("locaitons"),
+                "unknown kind (did you mean \"locations\"?)",
+            ),
         ];
         for (line, item, key, text) in expected {
             let found = errors.iter().any(|e| {
@@ -607,9 +765,16 @@ path = "/"
             });
             assert!(found, "missing {line} {item} {key:?} {text:?} in\n{errors}");
         }
-        assert_eq!(errors.len(), expected.len(), "unexpected extra errors:\n{errors}");
+        assert_eq!(
+            errors.len(),
+            expected.len(),
+            "unexpected extra errors:\n{errors}"
+        );
         let lines: Vec<usize> = errors.iter().filter_map(|e| e.line).collect();
-        assert!(lines.windows(2).all(|w| w[0] <= w[1]), "not sorted by line: {lines:?}");
+        assert!(
+            lines.windows(2).all(|w| w[0] <= w[1]),
+            "not sorted by line: {lines:?}"
+        );
     }
 
     #[test]
@@ -622,36 +787,72 @@ path = "/"
         assert_eq!(errors.len(), 3, "{errors}");
         for (e, name) in errors.iter().zip(["a.toml", "b.json", "c.yaml"]) {
             assert_eq!(e.file.as_deref(), Some(dir.path().join(name).as_path()));
-            assert!(e.line.is_some() && e.message.starts_with("syntax error"), "{e}");
+            assert!(
+                e.line.is_some() && e.message.starts_with("syntax error"),
+                "{e}"
+            );
         }
     }
 
     #[test]
     fn directory_is_merged_recursively_in_sorted_order() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "10-upstreams.toml", "[upstreams.charts]\naddrs = \"127.0.0.1:5000\"\n");
-        write(dir.path(), "sub/20-locations.yml", "locations:\n  lo:\n    upstream: charts\n    path: /\n");
-        write(dir.path(), "30-servers.json", "{\"servers\": {\"test\": {\"addr\": \"0.0.0.0:6188\", \"locations\": \"lo\"}}}");
+        write(
+            dir.path(),
+            "10-upstreams.toml",
+            "[upstreams.charts]\naddrs = \"127.0.0.1:5000\"\n",
+        );
+        write(
+            dir.path(),
+            "sub/20-locations.yml",
+            "locations:\n  lo:\n    upstream: charts\n    path: /\n",
+        );
+        write(
+            dir.path(),
+            "30-servers.json",
+            "{\"servers\": {\"test\": {\"addr\": \"0.0.0.0:6188\", \"locations\": \"lo\"}}}",
+        );
         write(dir.path(), "notes.txt", "not config");
         write(dir.path(), ".hidden.toml", "this is not toml");
         let loaded = load(dir.path()).unwrap();
         assert_eq!(loaded.config, smallest_config());
         let (file, line) = loaded.sources.locate("locations", "lo", Some("path"));
-        assert_eq!((file, line), (Some(dir.path().join("sub/20-locations.yml")), Some(4)));
+        assert_eq!(
+            (file, line),
+            (Some(dir.path().join("sub/20-locations.yml")), Some(4))
+        );
     }
 
     #[test]
     fn an_item_defined_in_two_files_names_both() {
         let dir = tempfile::tempdir().unwrap();
-        let a = write(dir.path(), "a.toml", "[upstreams.u]\naddrs = \"127.0.0.1:1\"\n\n[basic]\nthreads = 1\n");
-        let b = write(dir.path(), "b.json", "{\n\"upstreams\": {\n\"u\": {\"addrs\": \"127.0.0.1:2\"}},\n\"basic\": {}}");
+        let a = write(
+            dir.path(),
+            "a.toml",
+            "[upstreams.u]\naddrs = \"127.0.0.1:1\"\n\n[basic]\nthreads = 1\n",
+        );
+        let b = write(
+            dir.path(),
+            "b.json",
+            "{\n\"upstreams\": {\n\"u\": {\"addrs\": \"127.0.0.1:2\"}},\n\"basic\": {}}",
+        );
         let errors = load(dir.path()).unwrap_err();
         assert_eq!(errors.len(), 2, "{errors}");
         let text = errors.to_string();
         let b_shown = b.display().to_string();
         let a_shown = a.display().to_string();
-        assert!(text.contains(&format!("{b_shown}:3: upstreams.u: defined twice: already defined at {a_shown}:1")), "{text}");
-        assert!(text.contains(&format!("{b_shown}:4: basic: defined twice: already defined at {a_shown}:4")), "{text}");
+        assert!(
+            text.contains(&format!(
+                "{b_shown}:3: upstreams.u: defined twice: already defined at {a_shown}:1"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "{b_shown}:4: basic: defined twice: already defined at {a_shown}:4"
+            )),
+            "{text}"
+        );
     }
 
     #[test]
@@ -675,7 +876,11 @@ locations = "a"
         // Errors on aliased keys use the name as written, with its line.
         let e = crate::validate::validate(&l.config, &l.sources).unwrap_err();
         assert!(e.iter().any(|e| e.to_string() == "line 4: locations.a: key \"proxy_plugins\": unknown plugin \"p1\": there is no plugins.p1"), "{e}");
-        let e = parse_text("[locations.a]\nheaders = [\"A: 1\"]\nresponse_headers = []\n", Format::Toml, None);
+        let e = parse_text(
+            "[locations.a]\nheaders = [\"A: 1\"]\nresponse_headers = []\n",
+            Format::Toml,
+            None,
+        );
         assert_eq!(
             e.unwrap_err().to_string(),
             "line 3: locations.a: key \"response_headers\": \"response_headers\" and \"headers\" are the same key; write only one"
@@ -690,30 +895,70 @@ locations = "a"
             e.to_string(),
             "line 2: basic: key \"webhook.urll\": unknown key (did you mean \"url\"?)"
         );
-        let ok = parse_text("[basic.webhook]\nurl = \"http://x\"\ntype = \"slack\"\n", Format::Toml, None).unwrap();
-        assert_eq!(ok.config.basic.webhook.unwrap().kind.as_deref(), Some("slack"));
+        let ok = parse_text(
+            "[basic.webhook]\nurl = \"http://x\"\ntype = \"slack\"\n",
+            Format::Toml,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            ok.config.basic.webhook.unwrap().kind.as_deref(),
+            Some("slack")
+        );
     }
 
     #[test]
     fn names_are_checked() {
-        let e = parse_text("[locations.\"a..b\"]\n[upstreams.\"x/y\"]\n[plugins.\"\"]\n", Format::Toml, None).unwrap_err();
+        let e = parse_text(
+            "[locations.\"a..b\"]\n[upstreams.\"x/y\"]\n[plugins.\"\"]\n",
+            Format::Toml,
+            None,
+        )
+        .unwrap_err();
         assert_eq!(e.len(), 3, "{e}");
-        assert!(e.iter().any(|e| e.item == "locations.a..b" && e.message.contains("\"..\"")), "{e}");
-        assert!(e.iter().any(|e| e.item == "upstreams.x/y" && e.message.contains("'/'")), "{e}");
-        assert!(e.iter().any(|e| e.item == "plugins." && e.message.contains("empty")), "{e}");
+        assert!(
+            e.iter()
+                .any(|e| e.item == "locations.a..b" && e.message.contains("\"..\"")),
+            "{e}"
+        );
+        assert!(
+            e.iter()
+                .any(|e| e.item == "upstreams.x/y" && e.message.contains("'/'")),
+            "{e}"
+        );
+        assert!(
+            e.iter()
+                .any(|e| e.item == "plugins." && e.message.contains("empty")),
+            "{e}"
+        );
         assert!(check_name("api-v1_2.x:y").is_ok());
     }
 
     #[test]
     fn items_that_are_not_tables() {
-        let e = parse_text("[locations]\na = 5\n\n[servers.s]\nlocations = \"a\"\n", Format::Toml, None).unwrap_err();
-        assert_eq!(e.to_string(), "line 2: locations.a: must be a table of keys, not a number");
+        let e = parse_text(
+            "[locations]\na = 5\n\n[servers.s]\nlocations = \"a\"\n",
+            Format::Toml,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 2: locations.a: must be a table of keys, not a number"
+        );
         // The broken location still counts as existing: no extra "unknown location" error.
         let dir = tempfile::tempdir().unwrap();
-        let f = write(dir.path(), "a.toml", "[locations]\na = 5\n\n[servers.s]\naddr = \"0.0.0.0:1\"\nlocations = \"a\"\n");
+        let f = write(
+            dir.path(),
+            "a.toml",
+            "[locations]\na = 5\n\n[servers.s]\naddr = \"0.0.0.0:1\"\nlocations = \"a\"\n",
+        );
         assert_eq!(load(&f).unwrap_err().len(), 1);
         let e = parse_text("servers = 1\n", Format::Toml, None).unwrap_err();
-        assert_eq!(e.to_string(), "line 1: servers: must be a table of named items, not a number");
+        assert_eq!(
+            e.to_string(),
+            "line 1: servers: must be a table of named items, not a number"
+        );
         let e = parse_text("[1, 2]", Format::Json, None).unwrap_err();
         assert!(e.to_string().contains("must be a table of kinds"), "{e}");
     }
@@ -724,38 +969,80 @@ locations = "a"
         let f = write(dir.path(), "a.toml", "[servers.s]\naddr = 80\n");
         let e = load(&f).unwrap_err();
         assert_eq!(e.len(), 1, "{e}");
-        assert_eq!((e.0[0].line, e.0[0].key.as_deref()), (Some(2), Some("addr")));
+        assert_eq!(
+            (e.0[0].line, e.0[0].key.as_deref()),
+            (Some(2), Some("addr"))
+        );
     }
 
     #[test]
     fn decode_item_for_etcd() {
         let v = serde_json::json!({"path": "/api", "upstream": "u", "proxy_plugins": ["p"]});
-        let Item::Location(l) = decode_item("locations", "api", v).unwrap() else { panic!("not a location") };
-        assert_eq!((l.path.as_deref(), l.plugins.0.as_slice()), (Some("/api"), ["p".to_string()].as_slice()));
-        let e = decode_item("locations", "api", serde_json::json!({"paht": "/", "weight": "high"})).unwrap_err();
+        let Item::Location(l) = decode_item("locations", "api", v).unwrap() else {
+            panic!("not a location")
+        };
+        assert_eq!(
+            (l.path.as_deref(), l.plugins.0.as_slice()),
+            (Some("/api"), ["p".to_string()].as_slice())
+        );
+        let e = decode_item(
+            "locations",
+            "api",
+            serde_json::json!({"paht": "/", "weight": "high"}),
+        )
+        .unwrap_err();
         let shown: Vec<String> = e.iter().map(ToString::to_string).collect();
-        assert!(shown.contains(&"locations.api: key \"paht\": unknown key (did you mean \"path\"?)".to_string()), "{shown:?}");
-        assert!(shown.iter().any(|s| s.starts_with("locations.api: key \"weight\": invalid type")), "{shown:?}");
+        assert!(
+            shown.contains(
+                &"locations.api: key \"paht\": unknown key (did you mean \"path\"?)".to_string()
+            ),
+            "{shown:?}"
+        );
+        assert!(
+            shown
+                .iter()
+                .any(|s| s.starts_with("locations.api: key \"weight\": invalid type")),
+            "{shown:?}"
+        );
         let b = decode_item("basic", "", serde_json::json!({"threads": 2})).unwrap();
         assert_eq!(b.kind(), "basic");
-        let p = decode_item("plugins", "m", serde_json::json!({"category": "mock", "status": 204})).unwrap();
-        let Item::Plugin(p) = p else { panic!("not a plugin") };
-        assert_eq!((p.category.as_str(), &p.options["status"]), ("mock", &serde_json::json!(204)));
+        let p = decode_item(
+            "plugins",
+            "m",
+            serde_json::json!({"category": "mock", "status": 204}),
+        )
+        .unwrap();
+        let Item::Plugin(p) = p else {
+            panic!("not a plugin")
+        };
+        assert_eq!(
+            (p.category.as_str(), &p.options["status"]),
+            ("mock", &serde_json::json!(204))
+        );
         assert!(decode_item("plugins", "m", serde_json::json!({"category": 1})).is_err());
         assert!(decode_item("routes", "m", serde_json::json!({})).is_err());
         assert!(decode_item("servers", "a/b", serde_json::json!({})).is_err());
         let mut config = Config::default();
-        decode_item("upstreams", "u", serde_json::json!({"addrs": "1.2.3.4:80"})).unwrap().insert_into(&mut config, "u");
+        decode_item("upstreams", "u", serde_json::json!({"addrs": "1.2.3.4:80"}))
+            .unwrap()
+            .insert_into(&mut config, "u");
         assert_eq!(config.upstreams["u"].addrs.0, ["1.2.3.4:80"]);
     }
 
     #[test]
     fn missing_paths_and_unknown_extensions() {
         let e = load(Path::new("/nonexistent/louailink")).unwrap_err();
-        assert!(e.to_string().starts_with("/nonexistent/louailink: cannot read config"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("/nonexistent/louailink: cannot read config"),
+            "{e}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let f = write(dir.path(), "a.conf", "");
-        assert!(load(&f).unwrap_err().to_string().contains("unknown config format"));
+        assert!(load(&f)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown config format"));
         let empty = tempfile::tempdir().unwrap();
         assert_eq!(load(empty.path()).unwrap().config, Config::default());
     }

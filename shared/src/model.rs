@@ -27,7 +27,13 @@ pub struct Config {
 }
 
 /// The kinds of named items (everything but `basic`).
-pub const KINDS: [&str; 5] = ["servers", "locations", "upstreams", "plugins", "certificates"];
+pub const KINDS: [&str; 5] = [
+    "servers",
+    "locations",
+    "upstreams",
+    "plugins",
+    "certificates",
+];
 
 /// Process-wide settings (`[basic]`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -34,11 +34,15 @@ pub fn parse_hosts(value: &str) -> Result<Vec<HostPattern>, String> {
     let mut out = Vec::new();
     for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         out.push(if let Some(re) = part.strip_prefix('~') {
-            regex::Regex::new(re).map_err(|e| format!("host regex {re:?} does not compile: {}", regex_problem(&e)))?;
+            regex::Regex::new(re).map_err(|e| {
+                format!("host regex {re:?} does not compile: {}", regex_problem(&e))
+            })?;
             HostPattern::Regex(re.to_string())
         } else if let Some(suffix) = part.strip_prefix("*.") {
             if suffix.is_empty() || suffix.contains('*') {
-                return Err(format!("invalid wildcard host {part:?}; write \"*.example.com\""));
+                return Err(format!(
+                    "invalid wildcard host {part:?}; write \"*.example.com\""
+                ));
             }
             HostPattern::Wildcard(format!(".{}", suffix.to_ascii_lowercase()))
         } else {
@@ -75,7 +79,8 @@ pub fn parse_path(value: Option<&str>) -> Result<PathPattern, String> {
         PathPattern::Exact(exact.trim().to_string())
     } else if let Some(re) = v.strip_prefix('~') {
         let re = re.trim();
-        regex::Regex::new(re).map_err(|e| format!("path regex {re:?} does not compile: {}", regex_problem(&e)))?;
+        regex::Regex::new(re)
+            .map_err(|e| format!("path regex {re:?} does not compile: {}", regex_problem(&e)))?;
         PathPattern::Regex(re.to_string())
     } else {
         PathPattern::Prefix(v.to_string())
@@ -99,7 +104,12 @@ pub fn parse_rewrite(value: &str) -> Result<Rewrite, String> {
             "rewrite {value:?} must be \"<regex> <replacement>\" (two parts separated by a space)"
         ));
     };
-    regex::Regex::new(re).map_err(|e| format!("rewrite regex {re:?} does not compile: {}", regex_problem(&e)))?;
+    regex::Regex::new(re).map_err(|e| {
+        format!(
+            "rewrite regex {re:?} does not compile: {}",
+            regex_problem(&e)
+        )
+    })?;
     Ok(Rewrite {
         regex: re.to_string(),
         replacement: replacement.unwrap_or("").to_string(),
@@ -127,14 +137,14 @@ pub fn parse_backend(value: &str) -> Result<BackendAddr, String> {
     let addr = parts.next().ok_or("empty backend address")?;
     let weight = match parts.next() {
         None => 1,
-        Some(w) => w
-            .parse::<usize>()
-            .ok()
-            .filter(|w| *w > 0)
-            .ok_or_else(|| format!("backend weight {w:?} in {value:?} must be a positive integer"))?,
+        Some(w) => w.parse::<usize>().ok().filter(|w| *w > 0).ok_or_else(|| {
+            format!("backend weight {w:?} in {value:?} must be a positive integer")
+        })?,
     };
     if parts.next().is_some() {
-        return Err(format!("backend {value:?} must be \"host:port\" or \"host:port weight\""));
+        return Err(format!(
+            "backend {value:?} must be \"host:port\" or \"host:port weight\""
+        ));
     }
     let (tls, rest, default_port) = if let Some(r) = addr.strip_prefix("https://") {
         (true, r, 443)
@@ -157,7 +167,9 @@ pub fn parse_backend(value: &str) -> Result<BackendAddr, String> {
     };
     let port = if port.is_empty() {
         if default_port == 0 {
-            return Err(format!("backend {value:?} has no port; write \"host:port\""));
+            return Err(format!(
+                "backend {value:?} has no port; write \"host:port\""
+            ));
         }
         default_port
     } else {
@@ -172,7 +184,13 @@ pub fn parse_backend(value: &str) -> Result<BackendAddr, String> {
     } else {
         format!("{host}:{port}")
     };
-    Ok(BackendAddr { host_port, host, port, weight, tls })
+    Ok(BackendAddr {
+        host_port,
+        host,
+        port,
+        weight,
+        tls,
+    })
 }
 
 /// What a consistent hash is keyed on.
@@ -210,7 +228,9 @@ pub fn parse_algo(value: Option<&str>) -> Result<Algo, String> {
     let v = value.map(str::trim).unwrap_or("round_robin");
     let named = |rest: &str, what: &str| -> Result<String, String> {
         if rest.is_empty() {
-            Err(format!("algo {v:?} needs a {what} name, e.g. \"hash:{what}:X-User\""))
+            Err(format!(
+                "algo {v:?} needs a {what} name, e.g. \"hash:{what}:X-User\""
+            ))
         } else {
             Ok(rest.to_string())
         }
@@ -290,7 +310,10 @@ pub fn parse_health_check(value: &str) -> Result<HealthCheck, String> {
     match scheme {
         "tcp" => {
             if !extra.is_empty() {
-                return Err(format!("health_check: unknown option(s) {}", extra.join("&")));
+                return Err(format!(
+                    "health_check: unknown option(s) {}",
+                    extra.join("&")
+                ));
             }
         }
         "http" | "https" => {
@@ -326,8 +349,14 @@ mod tests {
             ]
         );
         assert!(parse_hosts("~(").is_err());
-        assert_eq!(parse_path(Some("=/a")).unwrap(), PathPattern::Exact("/a".into()));
-        assert_eq!(parse_path(Some("/a")).unwrap(), PathPattern::Prefix("/a".into()));
+        assert_eq!(
+            parse_path(Some("=/a")).unwrap(),
+            PathPattern::Exact("/a".into())
+        );
+        assert_eq!(
+            parse_path(Some("/a")).unwrap(),
+            PathPattern::Prefix("/a".into())
+        );
         assert_eq!(parse_path(None).unwrap(), PathPattern::Any);
         assert!(parse_path(Some("~[")).is_err());
         assert_eq!(
@@ -358,7 +387,10 @@ mod tests {
         let hc = parse_health_check("http://up/healthz?interval=2s&failure=3").unwrap();
         assert_eq!(hc.http, Some(("up".into(), "/healthz".into())));
         assert_eq!((hc.interval, hc.failure), (Duration::from_secs(2), 3));
-        assert!(parse_health_check("tcp://?interval=1s").unwrap().http.is_none());
+        assert!(parse_health_check("tcp://?interval=1s")
+            .unwrap()
+            .http
+            .is_none());
         assert!(parse_health_check("ftp://x").is_err());
     }
 }

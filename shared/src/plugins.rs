@@ -112,7 +112,10 @@ impl PluginSpec for MockOptions {
             }
         }
         if !(100..=599).contains(&self.status) {
-            problems.push((Some("status".into()), format!("{} is not an HTTP status (100-599)", self.status)));
+            problems.push((
+                Some("status".into()),
+                format!("{} is not an HTTP status (100-599)", self.status),
+            ));
         }
         for line in &self.headers.0 {
             if let Err(e) = split_header_line(line) {
@@ -144,7 +147,12 @@ fn decode<T: PluginSpec>(options: &Map<String, Value>) -> Result<PluginOptions, 
     let (value, mut problems) = decode_fields::<T>(options, &[]);
     // The plugin's own checks only look at keys that decoded, so nothing is reported twice.
     let bad: Vec<Option<String>> = problems.iter().map(|(k, _)| k.clone()).collect();
-    problems.extend(value.check(options).into_iter().filter(|(k, _)| !bad.contains(k)));
+    problems.extend(
+        value
+            .check(options)
+            .into_iter()
+            .filter(|(k, _)| !bad.contains(k)),
+    );
     if problems.is_empty() {
         Ok(value.wrap())
     } else {
@@ -168,7 +176,11 @@ pub fn plugin_options(conf: &PluginConf) -> Result<PluginOptions, Problems> {
         Some((_, decoder)) => decoder(&conf.options),
         None => Err(vec![(
             Some("category".into()),
-            unknown_message(&format!("plugin category {:?}", conf.category), &conf.category, &known),
+            unknown_message(
+                &format!("plugin category {:?}", conf.category),
+                &conf.category,
+                &known,
+            ),
         )]),
     }
 }
@@ -188,26 +200,41 @@ mod tests {
 
     #[test]
     fn ping() {
-        let o = plugin_options(&conf(serde_json::json!({"category": "ping", "path": "/ping"}))).unwrap();
-        assert_eq!(o, PluginOptions::Ping(PingOptions { path: "/ping".into() }));
+        let o = plugin_options(&conf(
+            serde_json::json!({"category": "ping", "path": "/ping"}),
+        ))
+        .unwrap();
+        assert_eq!(
+            o,
+            PluginOptions::Ping(PingOptions {
+                path: "/ping".into()
+            })
+        );
         assert_eq!(o.category(), "ping");
         let e = plugin_options(&conf(serde_json::json!({"category": "ping"}))).unwrap_err();
         assert_eq!(keys(&e), ["path"]);
         assert!(e[0].1.contains("required"));
-        let e = plugin_options(&conf(serde_json::json!({"category": "ping", "path": "ping"}))).unwrap_err();
+        let e = plugin_options(&conf(
+            serde_json::json!({"category": "ping", "path": "ping"}),
+        ))
+        .unwrap_err();
         assert!(e[0].1.contains("must start with '/'"), "{e:?}");
     }
 
     #[test]
     fn mock_defaults_and_values() {
         let o = plugin_options(&conf(serde_json::json!({"category": "mock"}))).unwrap();
-        let PluginOptions::Mock(m) = o else { panic!("not mock") };
+        let PluginOptions::Mock(m) = o else {
+            panic!("not mock")
+        };
         assert_eq!((m.status, m.path.as_str(), m.delay), (200, "", None));
         let o = plugin_options(&conf(serde_json::json!({
             "category": "mock", "path": "/m", "status": 201, "headers": ["X-A: 1"], "data": "hi", "delay": "50ms"
         })))
         .unwrap();
-        let PluginOptions::Mock(m) = o else { panic!("not mock") };
+        let PluginOptions::Mock(m) = o else {
+            panic!("not mock")
+        };
         assert_eq!(m.status, 201);
         assert_eq!(m.headers.0, ["X-A: 1"]);
         assert_eq!(m.delay, Some(Dur(Duration::from_millis(50))));

@@ -41,15 +41,35 @@ impl SourceMap {
     }
 
     /// Records where item `(kind, name)` was written.
-    pub fn record_item(&mut self, kind: &str, name: &str, file: Option<&Path>, line: Option<usize>) {
-        let place = Place { file: file.map(Path::to_path_buf), line };
+    pub fn record_item(
+        &mut self,
+        kind: &str,
+        name: &str,
+        file: Option<&Path>,
+        line: Option<usize>,
+    ) {
+        let place = Place {
+            file: file.map(Path::to_path_buf),
+            line,
+        };
         self.items.insert((kind.into(), name.into()), place);
     }
 
     /// Records where `key` of item `(kind, name)` was written.
-    pub fn record_key(&mut self, kind: &str, name: &str, key: &str, file: Option<&Path>, line: Option<usize>) {
-        let place = Place { file: file.map(Path::to_path_buf), line };
-        self.keys.insert((kind.into(), name.into(), key.into()), place);
+    pub fn record_key(
+        &mut self,
+        kind: &str,
+        name: &str,
+        key: &str,
+        file: Option<&Path>,
+        line: Option<usize>,
+    ) {
+        let place = Place {
+            file: file.map(Path::to_path_buf),
+            line,
+        };
+        self.keys
+            .insert((kind.into(), name.into(), key.into()), place);
     }
 
     /// Records that `primary` of item `(kind, name)` was written as its alias `written`.
@@ -71,16 +91,25 @@ impl SourceMap {
 
     /// True when item `(kind, name)` was recorded.
     pub fn has_item(&self, kind: &str, name: &str) -> bool {
-        self.items.contains_key(&(kind.to_string(), name.to_string()))
+        self.items
+            .contains_key(&(kind.to_string(), name.to_string()))
     }
 
     /// File and line of `key` in item `(kind, name)`, falling back to the item's own position.
-    pub fn locate(&self, kind: &str, name: &str, key: Option<&str>) -> (Option<PathBuf>, Option<usize>) {
+    pub fn locate(
+        &self,
+        kind: &str,
+        name: &str,
+        key: Option<&str>,
+    ) -> (Option<PathBuf>, Option<usize>) {
         let key_place = key.and_then(|k| {
             // "webhook.url" falls back to "webhook" before falling back to the item.
             let mut k = k;
             loop {
-                if let Some(p) = self.keys.get(&(kind.to_string(), name.to_string(), k.to_string())) {
+                if let Some(p) = self
+                    .keys
+                    .get(&(kind.to_string(), name.to_string(), k.to_string()))
+                {
                     return Some(p);
                 }
                 k = k.rsplit_once('.')?.0;
@@ -100,7 +129,13 @@ impl SourceMap {
     }
 
     /// An error about `key` of item `(kind, name)`, placed where it was written.
-    pub fn error(&self, kind: &str, name: &str, key: Option<&str>, message: impl Into<String>) -> ConfigError {
+    pub fn error(
+        &self,
+        kind: &str,
+        name: &str,
+        key: Option<&str>,
+        message: impl Into<String>,
+    ) -> ConfigError {
         let (file, line) = self.locate(kind, name, key);
         let key = key.map(|k| self.spelled(kind, name, k));
         ConfigError::new(item_label(kind, name), key, message).at(file, line)
@@ -127,17 +162,35 @@ mod tests {
         s.record_key("locations", "api", "path", Some(f), Some(5));
         s.record_item("basic", "", Some(f), Some(10));
         s.record_key("basic", "", "webhook", Some(f), Some(12));
-        assert_eq!(s.locate("locations", "api", Some("path")), (Some(f.into()), Some(5)));
-        assert_eq!(s.locate("locations", "api", Some("host")), (Some(f.into()), Some(3)));
-        assert_eq!(s.locate("locations", "api", None), (Some(f.into()), Some(3)));
-        assert_eq!(s.locate("basic", "", Some("webhook.url")), (Some(f.into()), Some(12)));
+        assert_eq!(
+            s.locate("locations", "api", Some("path")),
+            (Some(f.into()), Some(5))
+        );
+        assert_eq!(
+            s.locate("locations", "api", Some("host")),
+            (Some(f.into()), Some(3))
+        );
+        assert_eq!(
+            s.locate("locations", "api", None),
+            (Some(f.into()), Some(3))
+        );
+        assert_eq!(
+            s.locate("basic", "", Some("webhook.url")),
+            (Some(f.into()), Some(12))
+        );
         assert_eq!(s.locate("locations", "nope", Some("path")), (None, None));
     }
 
     #[test]
     fn errors_use_the_spelling_written() {
         let mut s = SourceMap::new();
-        s.record_key("locations", "a", "response_headers", Some(Path::new("x.yaml")), Some(4));
+        s.record_key(
+            "locations",
+            "a",
+            "response_headers",
+            Some(Path::new("x.yaml")),
+            Some(4),
+        );
         s.record_alias("locations", "a", "response_headers", "headers");
         let e = s.error("locations", "a", Some("response_headers"), "bad");
         assert_eq!(e.to_string(), "x.yaml:4: locations.a: key \"headers\": bad");

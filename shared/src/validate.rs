@@ -9,8 +9,8 @@ use crate::error::{ConfigError, ConfigErrors};
 use crate::keys::suggest;
 use crate::model::Config;
 use crate::patterns::{
-    parse_algo, parse_backend, parse_health_check, parse_hosts, parse_path, parse_rewrite, HostPattern,
-    PathPattern,
+    parse_algo, parse_backend, parse_health_check, parse_hosts, parse_path, parse_rewrite,
+    HostPattern, PathPattern,
 };
 use crate::plugins::plugin_options;
 use crate::sources::SourceMap;
@@ -27,7 +27,11 @@ pub const ACME_PROVIDERS: [&str; 1] = ["lets_encrypt"];
 
 /// Checks everything that parsing alone cannot; returns every problem found.
 pub fn validate(config: &Config, sources: &SourceMap) -> Result<(), ConfigErrors> {
-    let mut check = Check { config, sources, errors: Vec::new() };
+    let mut check = Check {
+        config,
+        sources,
+        errors: Vec::new(),
+    };
     check.basic();
     check.servers();
     check.locations();
@@ -63,7 +67,8 @@ struct Check<'a> {
 impl Check<'_> {
     fn err(&mut self, kind: &str, name: &str, key: &str, message: impl Into<String>) {
         let key = (!key.is_empty()).then_some(key);
-        self.errors.push(self.sources.error(kind, name, key, message));
+        self.errors
+            .push(self.sources.error(kind, name, key, message));
     }
 
     /// Whether item `(kind, name)` exists (or was written but failed to decode: already reported).
@@ -99,13 +104,17 @@ impl Check<'_> {
         let b = &self.config.basic;
         for p in b.trusted_proxies.iter() {
             if p.parse::<ipnet::IpNet>().is_err() && p.parse::<IpAddr>().is_err() {
-                let msg = format!("{p:?} is neither an IP address nor a CIDR (e.g. \"10.0.0.0/8\")");
+                let msg =
+                    format!("{p:?} is neither an IP address nor a CIDR (e.g. \"10.0.0.0/8\")");
                 self.err("basic", "", "trusted_proxies", msg);
             }
         }
         if let Some(level) = &b.log_level {
             if !LOG_LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
-                let msg = format!("unknown log level {level:?}; one of {}", LOG_LEVELS.join(", "));
+                let msg = format!(
+                    "unknown log level {level:?}; one of {}",
+                    LOG_LEVELS.join(", ")
+                );
                 self.err("basic", "", "log_level", msg);
             }
         }
@@ -114,11 +123,19 @@ impl Check<'_> {
             if url.is_empty() {
                 self.err("basic", "", "webhook.url", "is required");
             } else if !(url.starts_with("http://") || url.starts_with("https://")) {
-                self.err("basic", "", "webhook.url", "must be an http:// or https:// URL");
+                self.err(
+                    "basic",
+                    "",
+                    "webhook.url",
+                    "must be an http:// or https:// URL",
+                );
             }
             if let Some(kind) = &hook.kind {
                 if !WEBHOOK_TYPES.contains(&kind.as_str()) {
-                    let msg = format!("unknown webhook type {kind:?}; one of {}", WEBHOOK_TYPES.join(", "));
+                    let msg = format!(
+                        "unknown webhook type {kind:?}; one of {}",
+                        WEBHOOK_TYPES.join(", ")
+                    );
                     self.err("basic", "", "webhook.type", msg);
                 }
             }
@@ -138,7 +155,12 @@ impl Check<'_> {
         let mut listening: HashMap<SocketAddr, &str> = HashMap::new();
         for (name, s) in &config.servers {
             if s.addr.is_empty() {
-                self.err("servers", name, "addr", "no listen address; write e.g. \"0.0.0.0:80\"");
+                self.err(
+                    "servers",
+                    name,
+                    "addr",
+                    "no listen address; write e.g. \"0.0.0.0:80\"",
+                );
             }
             for addr in s.addr.iter() {
                 let Ok(sa) = addr.parse::<SocketAddr>() else {
@@ -168,12 +190,18 @@ impl Check<'_> {
                 self.err("servers", name, "threads", "must be at least 1");
             }
             if s.tls && config.certificates.is_empty() {
-                let msg = "tls = true but there are no certificates; add a [certificates.<name>] item";
+                let msg =
+                    "tls = true but there are no certificates; add a [certificates.<name>] item";
                 self.err("servers", name, "tls", msg);
             }
             if let (Some(min), Some(max)) = (s.tls_min_version, s.tls_max_version) {
                 if min > max {
-                    self.err("servers", name, "tls_min_version", "is above tls_max_version");
+                    self.err(
+                        "servers",
+                        name,
+                        "tls_min_version",
+                        "is above tls_max_version",
+                    );
                 }
             }
             if let Some(spec) = &s.access_log {
@@ -183,7 +211,12 @@ impl Check<'_> {
             }
             if let Some(path) = &s.metrics {
                 if !path.starts_with('/') {
-                    self.err("servers", name, "metrics", format!("path {path:?} must start with '/'"));
+                    self.err(
+                        "servers",
+                        name,
+                        "metrics",
+                        format!("path {path:?} must start with '/'"),
+                    );
                 }
             }
         }
@@ -218,7 +251,10 @@ impl Check<'_> {
             }
             if let Some(upstream) = l.upstream.as_deref().map(str::trim) {
                 if let Some(var) = upstream.strip_prefix('$') {
-                    let var = var.strip_prefix('{').and_then(|v| v.strip_suffix('}')).unwrap_or(var);
+                    let var = var
+                        .strip_prefix('{')
+                        .and_then(|v| v.strip_suffix('}'))
+                        .unwrap_or(var);
                     if !captures.iter().any(|c| c == var) {
                         let msg = format!(
                             "{upstream:?} names no variable: the host, path and rewrite regexes have no named capture (?<{var}>...)"
@@ -226,7 +262,12 @@ impl Check<'_> {
                         self.err("locations", name, "upstream", msg);
                     }
                 } else if upstream.is_empty() {
-                    self.err("locations", name, "upstream", "is empty; omit it or name an upstream");
+                    self.err(
+                        "locations",
+                        name,
+                        "upstream",
+                        "is empty; omit it or name an upstream",
+                    );
                 } else if !self.exists("upstreams", upstream) {
                     let msg = self.missing("upstreams", "upstream", upstream);
                     self.err("locations", name, "upstream", msg);
@@ -259,7 +300,12 @@ impl Check<'_> {
     fn upstreams(&mut self) {
         for (name, u) in &self.config.upstreams {
             if u.addrs.is_empty() {
-                self.err("upstreams", name, "addrs", "no backend address; write e.g. [\"127.0.0.1:8000\"]");
+                self.err(
+                    "upstreams",
+                    name,
+                    "addrs",
+                    "no backend address; write e.g. [\"127.0.0.1:8000\"]",
+                );
             }
             for addr in u.addrs.iter() {
                 if let Err(e) = parse_backend(addr) {
@@ -286,7 +332,8 @@ impl Check<'_> {
                     self.err("upstreams", name, key, "must be above 0");
                 }
             }
-            if let (Some(connect), Some(total)) = (u.connection_timeout, u.total_connection_timeout) {
+            if let (Some(connect), Some(total)) = (u.connection_timeout, u.total_connection_timeout)
+            {
                 if total.0 < connect.0 {
                     let msg = format!("{total} is below connection_timeout ({connect})");
                     self.err("upstreams", name, "total_connection_timeout", msg);
@@ -310,21 +357,37 @@ impl Check<'_> {
         for (name, c) in &self.config.certificates {
             if let Some(acme) = &c.acme {
                 if !ACME_PROVIDERS.contains(&acme.as_str()) {
-                    let msg = format!("unknown ACME provider {acme:?}; only \"lets_encrypt\" is supported");
+                    let msg = format!(
+                        "unknown ACME provider {acme:?}; only \"lets_encrypt\" is supported"
+                    );
                     self.err("certificates", name, "acme", msg);
                 }
                 if c.domains.is_empty() {
-                    self.err("certificates", name, "domains", "acme needs the domains to obtain a certificate for");
+                    self.err(
+                        "certificates",
+                        name,
+                        "domains",
+                        "acme needs the domains to obtain a certificate for",
+                    );
                 }
             }
             if let Some(dir) = &c.acme_directory {
                 if !(dir.starts_with("https://") || dir.starts_with("http://")) {
-                    self.err("certificates", name, "acme_directory", "must be an https:// URL");
+                    self.err(
+                        "certificates",
+                        name,
+                        "acme_directory",
+                        "must be an https:// URL",
+                    );
                 }
             }
             // With ACME the pair may be absent (not obtained yet); once present it must be sound.
             if c.acme.is_none() || c.tls_cert.is_some() || c.tls_key.is_some() {
-                let unless = if c.acme.is_none() { " unless acme is set" } else { "" };
+                let unless = if c.acme.is_none() {
+                    " unless acme is set"
+                } else {
+                    ""
+                };
                 match (&c.tls_cert, &c.tls_key) {
                     (Some(_), Some(_)) => {
                         if let Err((key, e)) = load_keyed(c) {
@@ -369,4 +432,267 @@ fn capture_names(re: &str) -> Vec<String> {
     regex::Regex::new(re)
         .map(|r| r.capture_names().flatten().map(String::from).collect())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::Format;
+    use crate::loader::parse_text;
+    use std::path::Path;
+
+    /// Every validation error of a TOML text, as displayed (file `v.toml`).
+    fn errors(text: &str) -> Vec<String> {
+        let loaded = parse_text(text, Format::Toml, Some(Path::new("v.toml"))).unwrap();
+        match validate(&loaded.config, &loaded.sources) {
+            Ok(()) => Vec::new(),
+            Err(e) => e.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    fn assert_errors(text: &str, expected: &[&str]) {
+        let mut got = errors(text);
+        got.sort();
+        let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(got, want);
+    }
+
+    const BACKEND: &str = "[upstreams.u]\naddrs = \"127.0.0.1:1\"\n";
+
+    #[test]
+    fn servers() {
+        let text = r#"[servers.a]
+locations = "lo"
+[servers.b]
+addr = "0.0.0.0:80, [::]:80, 0.0.0.0:80, localhost:80"
+locations = "l0"
+threads = 0
+tls = true
+tls_min_version = "tls1.3"
+tls_max_version = "tls1.2"
+access_log = "combinde"
+metrics = "stats"
+[servers.c]
+addr = "[::]:80"
+[locations.lo]
+"#;
+        assert_errors(
+            text,
+            &[
+                "v.toml:1: servers.a: key \"addr\": no listen address; write e.g. \"0.0.0.0:80\"",
+                "v.toml:4: servers.b: key \"addr\": 0.0.0.0:80 is listed twice",
+                "v.toml:4: servers.b: key \"addr\": \"localhost:80\" is not a socket address; write e.g. \"0.0.0.0:80\" or \"[::]:80\"",
+                "v.toml:5: servers.b: key \"locations\": unknown location \"l0\" (did you mean \"lo\"?)",
+                "v.toml:6: servers.b: key \"threads\": must be at least 1",
+                "v.toml:7: servers.b: key \"tls\": tls = true but there are no certificates; add a [certificates.<name>] item",
+                "v.toml:8: servers.b: key \"tls_min_version\": is above tls_max_version",
+                "v.toml:10: servers.b: key \"access_log\": unknown access_log preset \"combinde\" (did you mean \"combined\"?)",
+                "v.toml:11: servers.b: key \"metrics\": path \"stats\" must start with '/'",
+                "v.toml:13: servers.c: key \"addr\": [::]:80 is also the listen address of servers.b",
+            ],
+        );
+    }
+
+    #[test]
+    fn locations() {
+        let text = format!(
+            r#"{BACKEND}[plugins.p]
+category = "ping"
+path = "/ping"
+[locations.host_var]
+host = "~^(?<tenant>[a-z]+)\\.a\\.com$"
+upstream = "$tenant"
+[locations.path_var]
+path = "~^/(?<svc>[a-z]+)/"
+upstream = "${{svc}}"
+[locations.rewrite_var]
+rewrite = "^/(?<up>[a-z]+)/(.*)$ /$2"
+upstream = "$up"
+[locations.bad]
+host = "a.com, ~(["
+path = "~(["
+rewrite = "one two three"
+upstream = "$nothing"
+proxy_set_headers = ["X-A 1"]
+proxy_add_headers = ["Bad Name: 1"]
+response_headers = [": empty"]
+plugins = "p, q"
+max_processing = 0
+[locations.empty_upstream]
+upstream = " "
+plugins = "p"
+"#
+        );
+        assert_errors(
+            &text,
+            &[
+                "v.toml:16: locations.bad: key \"host\": host regex \"([\" does not compile: unclosed character class",
+                "v.toml:17: locations.bad: key \"path\": path regex \"([\" does not compile: unclosed character class",
+                "v.toml:18: locations.bad: key \"rewrite\": rewrite \"one two three\" must be \"<regex> <replacement>\" (two parts separated by a space)",
+                "v.toml:19: locations.bad: key \"upstream\": \"$nothing\" names no variable: the host, path and rewrite regexes have no named capture (?<nothing>...)",
+                "v.toml:20: locations.bad: key \"proxy_set_headers\": header \"X-A 1\" must be written \"Name: value\"",
+                "v.toml:21: locations.bad: key \"proxy_add_headers\": invalid header name \"Bad Name\" in \"Bad Name: 1\"",
+                "v.toml:22: locations.bad: key \"response_headers\": invalid header name \"\" in \": empty\"",
+                "v.toml:23: locations.bad: key \"plugins\": unknown plugin \"q\": there is no plugins.q",
+                "v.toml:24: locations.bad: key \"max_processing\": must be at least 1",
+                "v.toml:26: locations.empty_upstream: key \"upstream\": is empty; omit it or name an upstream",
+            ],
+        );
+    }
+
+    #[test]
+    fn upstreams() {
+        let text = r#"[upstreams.empty]
+algo = "hash:header:"
+[upstreams.bad]
+addrs = ["10.0.0.1:80 0", "[::1]:80", "https://api.example.com"]
+health_check = "http://x/h?interval=0s"
+connection_timeout = "3s"
+total_connection_timeout = "1s"
+read_timeout = "0s"
+write_timeout = "1s"
+dns_refresh = "0s"
+idle_timeout = "0s"
+[upstreams.good]
+addrs = "a.internal:80 2, 10.0.0.2:80"
+algo = "hash:cookie:sid"
+health_check = "tcp://?interval=1s"
+"#;
+        assert_errors(
+            text,
+            &[
+                "v.toml:1: upstreams.empty: key \"addrs\": no backend address; write e.g. [\"127.0.0.1:8000\"]",
+                "v.toml:2: upstreams.empty: key \"algo\": algo \"hash:header:\" needs a header name, e.g. \"hash:header:X-User\"",
+                "v.toml:4: upstreams.bad: key \"addrs\": backend weight \"0\" in \"10.0.0.1:80 0\" must be a positive integer",
+                "v.toml:5: upstreams.bad: key \"health_check\": health_check interval must be above 0",
+                "v.toml:7: upstreams.bad: key \"total_connection_timeout\": 1s is below connection_timeout (3s)",
+                "v.toml:8: upstreams.bad: key \"read_timeout\": must be above 0",
+                "v.toml:10: upstreams.bad: key \"dns_refresh\": must be above 0",
+            ],
+        );
+    }
+
+    #[test]
+    fn plugins() {
+        let text = r#"[plugins.m]
+category = "mock"
+status = 42
+headers = "nocolon"
+[plugins.x]
+category = "compresion"
+[plugins.none]
+path = "/"
+"#;
+        assert_errors(
+            text,
+            &[
+                "v.toml:3: plugins.m: key \"status\": 42 is not an HTTP status (100-599)",
+                "v.toml:4: plugins.m: key \"headers\": header \"nocolon\" must be written \"Name: value\"",
+                "v.toml:6: plugins.x: key \"category\": unknown plugin category \"compresion\"; known: ping, mock",
+                "v.toml:7: plugins.none: key \"category\": is required; one of ping, mock",
+            ],
+        );
+    }
+
+    #[test]
+    fn certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let write_pair = |name: &str, host: &str| {
+            let ck = rcgen::generate_simple_self_signed(vec![host.to_string()]).unwrap();
+            let (c, k) = (
+                dir.path().join(format!("{name}.crt")),
+                dir.path().join(format!("{name}.key")),
+            );
+            std::fs::write(&c, ck.cert.pem()).unwrap();
+            std::fs::write(&k, ck.key_pair.serialize_pem()).unwrap();
+            (c.display().to_string(), k.display().to_string())
+        };
+        let (a_crt, a_key) = write_pair("a", "a.com");
+        let (_, b_key) = write_pair("b", "b.com");
+        let text = format!(
+            r#"[certificates.good]
+tls_cert = "{a_crt}"
+tls_key = "{a_key}"
+is_default = true
+domains = "a.com, *.a.com"
+[certificates.mismatch]
+tls_cert = "{a_crt}"
+tls_key = "{b_key}"
+is_default = true
+[certificates.half]
+tls_cert = "{a_crt}"
+domains = ["bad..name"]
+[certificates.acme_ok]
+acme = "lets_encrypt"
+domains = "x.com"
+acme_directory = "https://acme-staging-v02.api.letsencrypt.org/directory"
+[certificates.acme_bad]
+acme = "zerossl"
+acme_directory = "ftp://x"
+[servers.s]
+addr = "0.0.0.0:443"
+tls = true
+"#
+        );
+        assert_errors(
+            &text,
+            &[
+                "v.toml:8: certificates.mismatch: key \"tls_key\": tls_key does not match the certificate in tls_cert",
+                "v.toml:9: certificates.mismatch: key \"is_default\": certificates.good is already the default",
+                "v.toml:10: certificates.half: key \"tls_key\": is required (PEM text or a file path) unless acme is set",
+                "v.toml:12: certificates.half: key \"domains\": \"bad..name\" is not a valid domain name (e.g. \"a.com\" or \"*.a.com\")",
+                "v.toml:18: certificates.acme_bad: key \"acme\": unknown ACME provider \"zerossl\"; only \"lets_encrypt\" is supported",
+                "v.toml:17: certificates.acme_bad: key \"domains\": acme needs the domains to obtain a certificate for",
+                "v.toml:19: certificates.acme_bad: key \"acme_directory\": must be an https:// URL",
+            ],
+        );
+    }
+
+    #[test]
+    fn basic() {
+        let text = r#"[basic]
+trusted_proxies = "10.0.0.0/8, 192.168.1.1, ::1, 10.0.0.0/33, proxy.local"
+log_level = "verbose"
+admin_addr = "localhost:9000"
+threads = 0
+[basic.webhook]
+type = "teams"
+"#;
+        assert_errors(
+            text,
+            &[
+                "v.toml:2: basic: key \"trusted_proxies\": \"10.0.0.0/33\" is neither an IP address nor a CIDR (e.g. \"10.0.0.0/8\")",
+                "v.toml:2: basic: key \"trusted_proxies\": \"proxy.local\" is neither an IP address nor a CIDR (e.g. \"10.0.0.0/8\")",
+                "v.toml:3: basic: key \"log_level\": unknown log level \"verbose\"; one of error, warn, info, debug, trace",
+                "v.toml:4: basic: key \"admin_addr\": \"localhost:9000\" is not a socket address; write e.g. \"0.0.0.0:80\" or \"[::]:80\"",
+                "v.toml:5: basic: key \"threads\": must be at least 1",
+                "v.toml:6: basic: key \"webhook.url\": is required",
+                "v.toml:7: basic: key \"webhook.type\": unknown webhook type \"teams\"; one of json, slack, wecom, dingtalk, feishu",
+            ],
+        );
+        let ok = "[basic]\nlog_level = \"INFO\"\nadmin_addr = \"127.0.0.1:9000\"\n[basic.webhook]\nurl = \"https://hooks.slack.com/x\"\ntype = \"slack\"\n";
+        assert_errors(ok, &[]);
+    }
+
+    #[test]
+    fn without_sources_errors_name_item_and_key_only() {
+        let mut config = Config::default();
+        config.servers.insert("s".into(), Default::default());
+        let e = validate(&config, &SourceMap::new()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "servers.s: key \"addr\": no listen address; write e.g. \"0.0.0.0:80\""
+        );
+    }
+
+    #[test]
+    fn summaries() {
+        let text = format!("{BACKEND}[upstreams.v]\naddrs = \"127.0.0.1:2\"\n[plugins.p]\ncategory = \"ping\"\npath = \"/p\"\n");
+        let loaded = parse_text(&text, Format::Toml, None).unwrap();
+        assert_eq!(
+            summary(&loaded.config),
+            "0 servers, 0 locations, 2 upstreams, 1 plugin, 0 certificates"
+        );
+    }
 }

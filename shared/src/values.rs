@@ -18,8 +18,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if let Ok(secs) = t.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    humantime::parse_duration(t)
-        .map_err(|e| format!("invalid duration {text:?} ({e}); write e.g. \"500ms\", \"3s\", \"1m\""))
+    humantime::parse_duration(t).map_err(|e| {
+        format!("invalid duration {text:?} ({e}); write e.g. \"500ms\", \"3s\", \"1m\"")
+    })
 }
 
 impl Dur {
@@ -94,7 +95,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        other => return Err(format!("invalid size unit {other:?} in {text:?}; use b, kb, mb or gb")),
+        other => {
+            return Err(format!(
+                "invalid size unit {other:?} in {text:?}; use b, kb, mb or gb"
+            ))
+        }
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("size {text:?} is too large"))
@@ -182,12 +187,14 @@ impl<'de> Deserialize<'de> for StrList {
             One(String),
             Many(Vec<String>),
         }
-        Ok(match Raw::deserialize(d)
-            .map_err(|_| de::Error::custom("expected a list of strings or one comma-separated string"))?
-        {
-            Raw::One(s) => StrList(split_commas(&s)),
-            Raw::Many(v) => StrList(v.iter().flat_map(|s| split_commas(s)).collect()),
-        })
+        Ok(
+            match Raw::deserialize(d).map_err(|_| {
+                de::Error::custom("expected a list of strings or one comma-separated string")
+            })? {
+                Raw::One(s) => StrList(split_commas(&s)),
+                Raw::Many(v) => StrList(v.iter().flat_map(|s| split_commas(s)).collect()),
+            },
+        )
     }
 }
 
@@ -210,12 +217,14 @@ impl<'de> Deserialize<'de> for HeaderList {
             One(String),
             Many(Vec<String>),
         }
-        Ok(match Raw::deserialize(d)
-            .map_err(|_| de::Error::custom("expected a list of \"Name: value\" strings"))?
-        {
-            Raw::One(s) => HeaderList(vec![s]),
-            Raw::Many(v) => HeaderList(v),
-        })
+        Ok(
+            match Raw::deserialize(d)
+                .map_err(|_| de::Error::custom("expected a list of \"Name: value\" strings"))?
+            {
+                Raw::One(s) => HeaderList(vec![s]),
+                Raw::Many(v) => HeaderList(v),
+            },
+        )
     }
 }
 
@@ -225,7 +234,11 @@ pub fn split_header_line(line: &str) -> Result<(&str, &str), String> {
         .split_once(':')
         .ok_or_else(|| format!("header {line:?} must be written \"Name: value\""))?;
     let name = name.trim();
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    {
         return Err(format!("invalid header name {name:?} in {line:?}"));
     }
     Ok((name, value.trim()))

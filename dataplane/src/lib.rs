@@ -1,0 +1,15 @@
+//! The LouAILink data plane: config snapshot, router, upstreams, plugins and the pingora
+//! proxy built from them. The `louailink` binary (main.rs) is the command line around it.
+
+pub mod access_log;
+pub mod ctx;
+pub mod errors;
+pub mod location;
+pub mod plugins;
+pub mod proxy;
+pub mod router;
+pub mod server;
+pub mod snapshot;
+pub mod tls;
+pub mod upstream;
+pub mod vars;
