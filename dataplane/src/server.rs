@@ -8,7 +8,7 @@ use crate::snapshot::Snapshot;
 use crate::tls::SniResolver;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use louailink_shared::Config;
+use louailink_shared::{Config, TlsVersion};
 use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::{Opt, ServerConf};
@@ -125,7 +125,10 @@ pub fn run(config: &Config, snapshot: Snapshot, sink: Arc<Sink>, opts: ProcessOp
         for addr in sc.addr.iter() {
             if sc.tls {
                 let mut tls = TlsSettings::intermediate("", "")?;
-                tls.set_cert_resolver(Arc::new(SniResolver { state: state.clone() }));
+                tls.set_cert_resolver(Arc::new(SniResolver {
+                    state: state.clone(),
+                    require_tls13: sc.tls_min_version == Some(TlsVersion::Tls13),
+                }));
                 if sc.enabled_h2 {
                     tls.enable_h2();
                 }
@@ -133,6 +136,9 @@ pub fn run(config: &Config, snapshot: Snapshot, sink: Arc<Sink>, opts: ProcessOp
             } else {
                 service.add_tcp(addr);
             }
+        }
+        if sc.tls && sc.tls_max_version == Some(TlsVersion::Tls12) {
+            tracing::warn!(server = %name, "tls_max_version = \"tls1.2\" is not enforced yet: clients offering TLS 1.3 get it");
         }
         service.threads = sc.threads.or(basic.threads);
         server.add_service(service);

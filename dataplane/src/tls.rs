@@ -65,15 +65,33 @@ impl CertStore {
     }
 }
 
+/// The TLS 1.3 cipher suites rustls/ring offers.
+const TLS13_SUITES: [rustls::CipherSuite; 3] = [
+    rustls::CipherSuite::TLS13_AES_128_GCM_SHA256,
+    rustls::CipherSuite::TLS13_AES_256_GCM_SHA384,
+    rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+];
+
 /// rustls resolver reading the current snapshot's certificates at each handshake.
 #[derive(Debug)]
 pub struct SniResolver {
     /// The live config.
     pub state: Arc<arc_swap::ArcSwap<crate::snapshot::Snapshot>>,
+    /// `tls_min_version = "tls1.3"`: refuse clients that cannot speak TLS 1.3. (The server
+    /// side always offers 1.3, so a client that offers it gets it.)
+    pub require_tls13: bool,
 }
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if self.require_tls13
+            && !hello
+                .cipher_suites()
+                .iter()
+                .any(|s| TLS13_SUITES.contains(s))
+        {
+            return None;
+        }
         let sni = hello.server_name().map(str::to_ascii_lowercase);
         self.state.load().certs.lookup(sni.as_deref())
     }
