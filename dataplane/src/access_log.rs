@@ -85,6 +85,11 @@ impl AccessLog {
         Ok(AccessLog { parts, sink })
     }
 
+    /// True when lines show the request id.
+    pub fn uses_request_id(&self) -> bool {
+        self.parts.iter().any(|p| matches!(p, LogPart::Tag(LogTag::RequestId)))
+    }
+
     /// Formats and queues the line for this request.
     pub fn log(&self, session: &Session, ctx: &RequestCtx) {
         let mut line = String::with_capacity(256);

@@ -81,6 +81,8 @@ pub struct Location {
     pub reverse_proxy_headers: bool,
     /// Named captures of host/path/rewrite regexes are needed by headers or the upstream.
     pub needs_captures: bool,
+    /// A header value uses `$request_id`.
+    pub needs_request_id: bool,
 }
 
 impl Location {
@@ -150,6 +152,9 @@ impl Location {
             || [&proxy_set_headers, &proxy_add_headers, &response_headers]
                 .iter()
                 .any(|rules| rules.iter().any(|r| r.value.uses_captures()));
+        let needs_request_id = [&proxy_set_headers, &proxy_add_headers, &response_headers]
+            .iter()
+            .any(|rules| rules.iter().any(|r| r.value.uses_request_id()));
         Ok(Location {
             name: Arc::from(name),
             hosts,
@@ -168,6 +173,7 @@ impl Location {
             max_retry_window: conf.max_retry_window.map(|d| d.0),
             reverse_proxy_headers: conf.enable_reverse_proxy_headers,
             needs_captures,
+            needs_request_id,
         })
     }
 

@@ -74,6 +74,17 @@ fn client_ip(session: &Session, trusted: &[IpNet]) -> Option<IpAddr> {
     )
 }
 
+/// Takes the client's `X-Request-Id`, or generates one.
+fn set_request_id(session: &Session, ctx: &mut RequestCtx) {
+    match session.req_header().headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+        Some(id) => ctx.request_id.push_str(id),
+        None => {
+            use std::fmt::Write;
+            let _ = write!(ctx.request_id, "{:032x}", fastrand::u128(..));
+        }
+    }
+}
+
 /// A query parameter's value.
 fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
     query?.split('&').find_map(|pair| {
@@ -176,13 +187,6 @@ impl ProxyHttp for Proxy {
             ctx.host.make_ascii_lowercase();
         }
         ctx.client_ip = client_ip(session, &snap.trusted_proxies);
-        if let Some(id) = session.req_header().headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
-            ctx.request_id.push_str(id);
-        } else {
-            use std::fmt::Write;
-            let _ = write!(ctx.request_id, "{:032x}", fastrand::u128(..));
-        }
-
         let path = session.req_header().uri.path();
         let hit = server.router.find(host.map(|_| ctx.host.as_str()), path);
         let Some(hit) = hit else {
@@ -193,6 +197,9 @@ impl ProxyHttp for Proxy {
         if loc.needs_captures {
             let path = session.req_header().uri.path();
             loc.captures(hit.host_pattern, &ctx.host, path, &mut ctx.vars);
+        }
+        if loc.needs_request_id || server.access_log.as_ref().is_some_and(|l| l.uses_request_id()) {
+            set_request_id(session, ctx);
         }
         ctx.host_pattern = hit.host_pattern;
         ctx.location = Some(loc.clone());

@@ -115,6 +115,11 @@ impl Template {
         matches!(self, Template::Dynamic(p) if p.iter().any(|p| matches!(p, Part::Capture(_))))
     }
 
+    /// True when the template reads `$request_id`.
+    pub fn uses_request_id(&self) -> bool {
+        matches!(self, Template::Dynamic(p) if p.iter().any(|p| matches!(p, Part::RequestId)))
+    }
+
     /// Renders the value for this request.
     pub fn render(&self, session: &Session, ctx: &RequestCtx) -> Option<HeaderValue> {
         match self {

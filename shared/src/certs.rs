@@ -119,7 +119,15 @@ fn read_source(value: &str, key: &str) -> Result<Vec<u8>, String> {
     if path.is_empty() {
         return Err(format!("{key} is empty"));
     }
-    std::fs::read(path).map_err(|e| format!("cannot read {key} file {path:?}: {e}"))
+    std::fs::read(path).map_err(|e| {
+        // Something that is not plausibly a path may be key material pasted without its PEM
+        // header: never echo it.
+        if path.len() > 255 || path.contains('\n') {
+            format!("cannot read {key} file (value not shown; PEM text must include its -----BEGIN line): {e}")
+        } else {
+            format!("cannot read {key} file {path:?}: {e}")
+        }
+    })
 }
 
 /// Checks a `domains` entry: a DNS name, optionally `*.` followed by one.
@@ -180,6 +188,15 @@ mod tests {
         let e = load_keyed(&conf(cp.to_str().unwrap(), "/nonexistent/k.pem")).unwrap_err();
         assert_eq!(e.0, "tls_key");
         assert!(e.1.contains("cannot read tls_key file"), "{}", e.1);
+    }
+
+    #[test]
+    fn key_material_is_never_echoed() {
+        let (cert, _) = self_signed(&["a.com"]);
+        let blob = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC".repeat(8);
+        let e = load_certificate(&conf(&cert, &blob)).unwrap_err();
+        assert!(!e.contains("MIIE"), "{e}");
+        assert!(e.contains("value not shown"), "{e}");
     }
 
     #[test]

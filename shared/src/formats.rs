@@ -40,6 +40,9 @@ pub struct Tree {
     pub root: Value,
     /// Key path → 1-based line of its first occurrence.
     pub lines: HashMap<Vec<String>, usize>,
+    /// Keys written twice in the same object, which the parser silently merged (JSON):
+    /// `(path, first line, second line)`.
+    pub duplicates: Vec<(Vec<String>, usize, usize)>,
 }
 
 impl Tree {
@@ -168,8 +171,12 @@ fn parse_yaml(text: &str) -> Result<Tree, ConfigError> {
     let root: Value = if text.trim().is_empty() {
         Value::Object(Map::new())
     } else {
-        serde_yaml::from_str(text)
-            .map_err(|e| syntax_error(&e.to_string(), e.location().map(|l| l.line())))?
+        let mut yaml: serde_yaml::Value = serde_yaml::from_str(text)
+            .map_err(|e| syntax_error(&e.to_string(), e.location().map(|l| l.line())))?;
+        // Anchors are resolved by the parser; `<<: *anchor` merge keys are applied here.
+        yaml.apply_merge()
+            .map_err(|e| syntax_error(&e.to_string(), e.location().map(|l| l.line())))?;
+        serde_json::to_value(yaml).map_err(|e| syntax_error(&e.to_string(), None))?
     };
     // An empty YAML document (only comments) is null: treat it as an empty config.
     let root = if root.is_null() {
@@ -177,9 +184,11 @@ fn parse_yaml(text: &str) -> Result<Tree, ConfigError> {
     } else {
         root
     };
+    let lines = yaml_lines(text);
     Ok(Tree {
         root,
-        lines: yaml_lines(text),
+        lines,
+        duplicates: Vec::new(),
     })
 }
 
@@ -231,15 +240,25 @@ fn yaml_key(body: &str) -> Option<String> {
 fn parse_json(text: &str) -> Result<Tree, ConfigError> {
     let root: Value =
         serde_json::from_str(text).map_err(|e| syntax_error(&e.to_string(), Some(e.line())))?;
+    let (lines, duplicates) = json_lines(text);
     Ok(Tree {
         root,
-        lines: json_lines(text),
+        lines,
+        duplicates,
     })
 }
 
-/// Key lines of a JSON document, found by following its nesting.
-fn json_lines(text: &str) -> HashMap<Vec<String>, usize> {
-    let mut lines = HashMap::new();
+/// Key lines of a JSON document, found by following its nesting, and the keys written twice
+/// in one object (outside arrays).
+#[allow(clippy::type_complexity)]
+fn json_lines(
+    text: &str,
+) -> (
+    HashMap<Vec<String>, usize>,
+    Vec<(Vec<String>, usize, usize)>,
+) {
+    let mut lines: HashMap<Vec<String>, usize> = HashMap::new();
+    let mut duplicates = Vec::new();
     // One entry per open container: the key under which it was opened (None in arrays).
     let mut stack: Vec<Option<String>> = Vec::new();
     let mut pending: Option<String> = None; // the last key read, until its value opens or ends
@@ -280,14 +299,21 @@ fn json_lines(text: &str) -> HashMap<Vec<String>, usize> {
                 if chars.peek() == Some(&':') {
                     let mut path: Vec<String> = stack.iter().flatten().cloned().collect();
                     path.push(s.clone());
-                    lines.entry(path).or_insert(start_line);
+                    let in_array = stack.iter().skip(1).any(Option::is_none);
+                    match lines.get(&path) {
+                        Some(first) if !in_array => duplicates.push((path, *first, start_line)),
+                        Some(_) => {}
+                        None => {
+                            lines.insert(path, start_line);
+                        }
+                    }
                     pending = Some(s);
                 }
             }
             _ => {}
         }
     }
-    lines
+    (lines, duplicates)
 }
 
 #[cfg(test)]
@@ -355,6 +381,30 @@ url = "http://x"
         assert_eq!(t.line(&["locations", "lo"]), Some(3));
         assert_eq!(t.line(&["locations", "lo", "path"]), Some(4));
         assert_eq!(t.line(&["servers", "test", "addr"]), Some(6));
+    }
+
+    #[test]
+    fn json_duplicates_are_found() {
+        let text = "{\"servers\": {\"a\": {\"addr\": \"x\"},\n \"a\": {}},\n \"l\": [{\"k\": 1}, {\"k\": 2}]}";
+        let t = parse_tree(text, Format::Json).unwrap();
+        assert_eq!(
+            t.duplicates,
+            vec![(vec!["servers".to_string(), "a".to_string()], 1, 2)]
+        );
+    }
+
+    #[test]
+    fn yaml_merge_keys() {
+        let text = "x-common: &common\n  addrs: 127.0.0.1:1\nupstreams:\n  a:\n    <<: *common\n    algo: random\n";
+        let t = parse_tree(text, Format::Yaml).unwrap();
+        assert_eq!(
+            t.root["upstreams"]["a"],
+            serde_json::json!({"addrs": "127.0.0.1:1", "algo": "random"})
+        );
+        assert!(
+            parse_tree("a: 1\na: 2\n", Format::Yaml).is_err(),
+            "YAML duplicate keys are syntax errors"
+        );
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct SourceMap {
     spelled: BTreeMap<(String, String, String), String>,
     /// Items that were written but could not be decoded at all.
     broken: BTreeSet<(String, String)>,
+    /// Some source could not be read or parsed, so any item may be missing.
+    incomplete: bool,
 }
 
 /// The user-facing label of an item: `"basic"` or `"locations.api"`.
@@ -89,6 +91,17 @@ impl SourceMap {
         self.broken.contains(&(kind.to_string(), name.to_string()))
     }
 
+    /// Records that some source could not be read or parsed: items may be missing, so
+    /// validation does not report references to items it cannot see.
+    pub fn mark_incomplete(&mut self) {
+        self.incomplete = true;
+    }
+
+    /// True when some source could not be read or parsed.
+    pub fn is_incomplete(&self) -> bool {
+        self.incomplete
+    }
+
     /// True when item `(kind, name)` was recorded.
     pub fn has_item(&self, kind: &str, name: &str) -> bool {
         self.items
@@ -147,6 +160,7 @@ impl SourceMap {
         self.keys.extend(other.keys);
         self.spelled.extend(other.spelled);
         self.broken.extend(other.broken);
+        self.incomplete |= other.incomplete;
     }
 }
 

@@ -82,7 +82,7 @@ impl Check<'_> {
             "certificates" => c.certificates.contains_key(name),
             _ => false,
         };
-        present || self.sources.is_broken(kind, name)
+        present || self.sources.is_broken(kind, name) || self.sources.is_incomplete()
     }
 
     /// `unknown location "x" (did you mean "y"?)`.
@@ -189,7 +189,7 @@ impl Check<'_> {
             if s.threads == Some(0) {
                 self.err("servers", name, "threads", "must be at least 1");
             }
-            if s.tls && config.certificates.is_empty() {
+            if s.tls && config.certificates.is_empty() && !self.sources.is_incomplete() {
                 let msg =
                     "tls = true but there are no certificates; add a [certificates.<name>] item";
                 self.err("servers", name, "tls", msg);

@@ -118,7 +118,11 @@ impl BackendBuilder {
             seen: Mutex::new(Vec::new()),
             gate: Semaphore::new(0),
         });
-        let mut backend = Backend { shared, port, running: None };
+        let mut backend = Backend {
+            shared,
+            port,
+            running: None,
+        };
         backend.resume();
         backend
     }
@@ -234,7 +238,10 @@ impl Backend {
             .name(format!("backend-{}", shared.opts.id))
             .spawn(move || serve(listener, shared, rx))
             .expect("spawn backend thread");
-        self.running = Some(Running { shutdown: Some(tx), thread: Some(thread) });
+        self.running = Some(Running {
+            shutdown: Some(tx),
+            thread: Some(thread),
+        });
     }
 }
 
@@ -350,8 +357,17 @@ async fn handle(
     if req.uri().path() == "/healthz" {
         shared.health_hits.fetch_add(1, Ordering::SeqCst);
         let healthy = shared.healthy.load(Ordering::SeqCst);
-        let (status, body) = if healthy { (200, "ok") } else { (500, "unhealthy") };
-        return respond(opts, status, "text/plain", Full::new(Bytes::from(body)).boxed());
+        let (status, body) = if healthy {
+            (200, "ok")
+        } else {
+            (500, "unhealthy")
+        };
+        return respond(
+            opts,
+            status,
+            "text/plain",
+            Full::new(Bytes::from(body)).boxed(),
+        );
     }
     shared.hits.fetch_add(1, Ordering::SeqCst);
     shared.in_flight.fetch_add(1, Ordering::SeqCst);
@@ -370,7 +386,11 @@ async fn handle(
             .or_default()
             .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
     }
-    let body_len = body.collect().await.map(|b| b.to_bytes().len() as i64).unwrap_or(-1);
+    let body_len = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes().len() as i64)
+        .unwrap_or(-1);
     let seen = Seen {
         method: parts.method.to_string(),
         uri: uri.clone(),
@@ -397,9 +417,16 @@ async fn handle(
     let path = parts.uri.path();
     let gated = path.starts_with("/gated");
     if gated || path.starts_with("/sse") {
-        let chunks: usize = params.get("chunks").and_then(|v| v.parse().ok()).unwrap_or(3);
-        let interval =
-            Duration::from_millis(params.get("interval_ms").and_then(|v| v.parse().ok()).unwrap_or(50));
+        let chunks: usize = params
+            .get("chunks")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3);
+        let interval = Duration::from_millis(
+            params
+                .get("interval_ms")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(50),
+        );
         let (tx, rx) = mpsc::channel(4);
         let shared = shared.clone();
         tokio::spawn(async move {

@@ -28,7 +28,9 @@ impl CertPair {
     /// A self-signed certificate for `names` (not trusted by anything).
     pub fn self_signed(names: &[&str]) -> CertPair {
         let key = KeyPair::generate().expect("key");
-        let cert = leaf_params(names).self_signed(&key).expect("self-signed cert");
+        let cert = leaf_params(names)
+            .self_signed(&key)
+            .expect("self-signed cert");
         Self::from_parts(&cert, &key)
     }
 
@@ -87,7 +89,9 @@ impl TestCa {
     pub fn new() -> TestCa {
         let key = KeyPair::generate().expect("CA key");
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        params.distinguished_name.push(DnType::CommonName, "LouAILink test CA");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "LouAILink test CA");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,

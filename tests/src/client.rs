@@ -25,7 +25,8 @@ struct Loopback;
 impl Resolve for Loopback {
     fn resolve(&self, _name: Name) -> Resolving {
         Box::pin(async {
-            let addrs: Addrs = Box::new(std::iter::once(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))));
+            let addrs: Addrs =
+                Box::new(std::iter::once(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))));
             Ok(addrs)
         })
     }
@@ -50,7 +51,11 @@ fn base() -> reqwest::ClientBuilder {
 
 impl Client {
     fn new(builder: reqwest::ClientBuilder, scheme: &'static str, port: u16) -> Client {
-        Client { http: builder.build().expect("reqwest client"), scheme, port }
+        Client {
+            http: builder.build().expect("reqwest client"),
+            scheme,
+            port,
+        }
     }
 
     /// HTTP/1.1 over plain TCP.
@@ -70,7 +75,11 @@ impl Client {
 
     /// HTTPS trusting only `ca`, HTTP/1.1 only.
     pub fn tls_h1(port: u16, ca: &TestCa) -> Client {
-        Self::new(base().tls_certs_only([Self::root(ca)]).http1_only(), "https", port)
+        Self::new(
+            base().tls_certs_only([Self::root(ca)]).http1_only(),
+            "https",
+            port,
+        )
     }
 
     fn root(ca: &TestCa) -> reqwest::Certificate {
@@ -83,7 +92,12 @@ impl Client {
     }
 
     /// A request to `host` (also the SNI for TLS) and `path` (with query).
-    pub fn request(&self, method: reqwest::Method, host: &str, path: &str) -> reqwest::RequestBuilder {
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        host: &str,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
         self.http.request(method, self.url(host, path))
     }
 
@@ -94,7 +108,11 @@ impl Client {
 
     /// `GET` to 127.0.0.1 with an explicit `Host` header (any case, any port).
     pub async fn get_with_host(&self, host_header: &str, path: &str) -> Reply {
-        Self::send(self.request(reqwest::Method::GET, "127.0.0.1", path).header("host", host_header)).await
+        Self::send(
+            self.request(reqwest::Method::GET, "127.0.0.1", path)
+                .header("host", host_header),
+        )
+        .await
     }
 
     /// Sends and reads the whole body; panics on a transport error.
@@ -112,7 +130,12 @@ impl Client {
         let version = resp.version();
         let headers = resp.headers().clone();
         let body = resp.text().await?;
-        Ok(Reply { status, version, headers, body })
+        Ok(Reply {
+            status,
+            version,
+            headers,
+            body,
+        })
     }
 
     /// The underlying reqwest client (for streaming reads).
@@ -157,7 +180,11 @@ impl Reply {
     /// Asserts the status, showing the body otherwise; returns self.
     #[track_caller]
     pub fn expect_status(self, status: u16) -> Reply {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.body
+        );
         self
     }
 }
@@ -221,7 +248,10 @@ impl RawResponse {
     /// First value of a header.
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Body as text.
@@ -243,7 +273,11 @@ impl RawConn {
         let stream = TcpStream::connect(("127.0.0.1", port))
             .await
             .unwrap_or_else(|e| panic!("connect 127.0.0.1:{port}: {e}"));
-        RawConn { stream, buf: Vec::new(), eof: false }
+        RawConn {
+            stream,
+            buf: Vec::new(),
+            eof: false,
+        }
     }
 
     /// Writes bytes (errors are returned: the server may close early on bad input).
@@ -290,11 +324,17 @@ impl RawConn {
             .filter_map(|l| l.split_once(':'))
             .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
             .collect();
-        let mut resp = RawResponse { status, headers, body: Vec::new() };
+        let mut resp = RawResponse {
+            status,
+            headers,
+            body: Vec::new(),
+        };
         let chunked = resp
             .header("transfer-encoding")
             .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-        let length = resp.header("content-length").and_then(|v| v.parse::<usize>().ok());
+        let length = resp
+            .header("content-length")
+            .and_then(|v| v.parse::<usize>().ok());
         if chunked {
             resp.body = self.read_chunked().await?;
         } else if let Some(len) = length {
@@ -378,7 +418,12 @@ impl ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -387,7 +432,12 @@ impl ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -412,11 +462,17 @@ pub async fn peer_certificate(port: u16, sni: Option<&str>) -> Result<Vec<u8>, S
         Some(s) => ServerName::try_from(s.to_string()).map_err(|e| e.to_string())?,
         None => ServerName::IpAddress(Ipv4Addr::LOCALHOST.into()),
     };
-    let tcp = TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;
+    let tcp = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
     let tls = tokio::time::timeout(REQUEST_TIMEOUT, connector.connect(name, tcp))
         .await
         .map_err(|_| "TLS handshake timed out".to_string())?
         .map_err(|e| format!("TLS handshake failed: {e}"))?;
-    let certs = tls.get_ref().1.peer_certificates().ok_or("no peer certificate")?;
+    let certs = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .ok_or("no peer certificate")?;
     Ok(certs[0].to_vec())
 }

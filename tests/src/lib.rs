@@ -118,6 +118,9 @@ where
 
 /// `["127.0.0.1:1", "127.0.0.1:2"]`: a TOML array of the backends' addresses.
 pub fn addrs(backends: &[&Backend]) -> String {
-    let list: Vec<String> = backends.iter().map(|b| format!("\"{}\"", b.addr())).collect();
+    let list: Vec<String> = backends
+        .iter()
+        .map(|b| format!("\"{}\"", b.addr()))
+        .collect();
     format!("[{}]", list.join(", "))
 }

@@ -129,8 +129,8 @@ impl LouailinkBuilder {
     }
 
     /// Writes the config files with the harness's `basic` settings (pid file, upgrade socket in
-/// the temp dir; 1 s grace period and shutdown timeout): appended as a block, or merged into
-/// a TOML file's own `[basic]` for keys it does not set.
+    /// the temp dir; 1 s grace period and shutdown timeout): appended as a block, or merged into
+    /// a TOML file's own `[basic]` for keys it does not set.
     fn write_files(&self) {
         assert!(!self.files.is_empty(), "no config given");
         let conf_dir = match self.layout {
@@ -173,14 +173,21 @@ impl LouailinkBuilder {
         }
         let mut ports = Vec::new();
         for (name, content) in &self.files {
-            let Some(value) = parse_any(name, content) else { continue };
-            let Some(servers) = value.get("servers").and_then(|s| s.as_object()) else { continue };
+            let Some(value) = parse_any(name, content) else {
+                continue;
+            };
+            let Some(servers) = value.get("servers").and_then(|s| s.as_object()) else {
+                continue;
+            };
             for server in servers.values() {
                 let addrs: Vec<String> = match server.get("addr") {
-                    Some(serde_json::Value::String(s)) => s.split(',').map(str::to_string).collect(),
-                    Some(serde_json::Value::Array(a)) => {
-                        a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
+                    Some(serde_json::Value::String(s)) => {
+                        s.split(',').map(str::to_string).collect()
                     }
+                    Some(serde_json::Value::Array(a)) => a
+                        .iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect(),
                     _ => Vec::new(),
                 };
                 for a in addrs {
@@ -248,7 +255,10 @@ impl LouailinkBuilder {
             stderr: read("stderr.txt"),
             log: read("louailink.log"),
         };
-        assert!(status.is_some(), "louailink did not exit within {bound:?}: {out:#?}");
+        assert!(
+            status.is_some(),
+            "louailink did not exit within {bound:?}: {out:#?}"
+        );
         out
     }
 
@@ -299,7 +309,11 @@ impl LouailinkBuilder {
             let status = lk.wait_exit(crate::WAIT).await;
             let launcher_ok = status.is_some_and(|s| s.success());
             lk.child = None;
-            assert!(launcher_ok, "`louailink -d` did not exit 0 ({status:?}):\n{}", lk.diagnostics());
+            assert!(
+                launcher_ok,
+                "`louailink -d` did not exit 0 ({status:?}):\n{}",
+                lk.diagnostics()
+            );
             lk.pid = crate::wait_until("the daemon's pid file", crate::WAIT, || async {
                 std::fs::read_to_string(&lk.pid_path)
                     .ok()
@@ -333,8 +347,12 @@ fn merge_basic((name, content): &mut (String, String), basic: &[(&str, String)])
     if !name.ends_with(".toml") {
         return;
     }
-    let Ok(mut doc) = content.parse::<toml_edit::DocumentMut>() else { return };
-    let Some(table) = doc.get_mut("basic").and_then(|b| b.as_table_mut()) else { return };
+    let Ok(mut doc) = content.parse::<toml_edit::DocumentMut>() else {
+        return;
+    };
+    let Some(table) = doc.get_mut("basic").and_then(|b| b.as_table_mut()) else {
+        return;
+    };
     for (k, v) in basic {
         if !table.contains_key(k) {
             table.insert(k, toml_edit::value(v.as_str()));
@@ -348,8 +366,10 @@ fn append_basic((name, content): &mut (String, String), basic: &[(&str, String)]
     if name.ends_with(".json") {
         let mut v: serde_json::Value = serde_json::from_str(content).unwrap_or_default();
         if let Some(obj) = v.as_object_mut() {
-            let b: serde_json::Map<_, _> =
-                basic.iter().map(|(k, v)| (k.to_string(), v.clone().into())).collect();
+            let b: serde_json::Map<_, _> = basic
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone().into()))
+                .collect();
             obj.insert("basic".into(), b.into());
             *content = serde_json::to_string_pretty(&v).expect("json");
         }
@@ -458,14 +478,21 @@ impl Louailink {
     /// Waits (bounded) for a log line containing `needle`; returns that line.
     pub async fn wait_for_log_line(&self, needle: &str) -> String {
         let found = crate::wait_until_or_none(crate::WAIT, || async {
-            self.log().lines().find(|l| l.contains(needle)).map(str::to_string)
+            self.log()
+                .lines()
+                .find(|l| l.contains(needle))
+                .map(str::to_string)
         })
         .await;
-        found.unwrap_or_else(|| panic!("no log line containing {needle:?}:\n{}", self.diagnostics()))
+        found
+            .unwrap_or_else(|| panic!("no log line containing {needle:?}:\n{}", self.diagnostics()))
     }
 
     async fn wait_ready(&mut self, ports: &[u16]) {
-        assert!(!ports.is_empty(), "no listen port found in the config; use listen_ports()");
+        assert!(
+            !ports.is_empty(),
+            "no listen port found in the config; use listen_ports()"
+        );
         let deadline = Instant::now() + crate::WAIT;
         for &port in ports {
             loop {
@@ -477,10 +504,17 @@ impl Louailink {
                     None => (!pid_alive(self.pid)).then(|| "daemon gone".to_string()),
                 };
                 if let Some(status) = exited {
-                    panic!("louailink exited ({status}) before listening on {port}:\n{}", self.diagnostics());
+                    panic!(
+                        "louailink exited ({status}) before listening on {port}:\n{}",
+                        self.diagnostics()
+                    );
                 }
                 if Instant::now() >= deadline {
-                    panic!("louailink not listening on {port} after {:?}:\n{}", crate::WAIT, self.diagnostics());
+                    panic!(
+                        "louailink not listening on {port} after {:?}:\n{}",
+                        crate::WAIT,
+                        self.diagnostics()
+                    );
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }

@@ -23,7 +23,10 @@ impl Routes {
         let mut backends = Vec::new();
         for (name, lines) in locations {
             let b = Backend::start(name);
-            config.push_str(&format!("[upstreams.{name}]\naddrs = [\"{}\"]\n\n", b.addr()));
+            config.push_str(&format!(
+                "[upstreams.{name}]\naddrs = [\"{}\"]\n\n",
+                b.addr()
+            ));
             backends.push(b);
             let upstream = if lines.contains("upstream") {
                 String::new()
@@ -38,7 +41,12 @@ impl Routes {
             names.join(", ")
         ));
         let proxy = Louailink::start(&config).await;
-        Routes { proxy, client: Client::h1(port), port, _backends: backends }
+        Routes {
+            proxy,
+            client: Client::h1(port),
+            port,
+            _backends: backends,
+        }
     }
 
     /// Which location answered `GET <path>` with `Host: <host>`: its name, or the status code
@@ -74,7 +82,10 @@ impl OneRoute<'_> {
             out.push_str(&format!("[upstreams.up]\n{}\n\n", self.upstream));
             upstream_ref = "upstream = \"up\"\n";
         }
-        out.push_str(&format!("[locations.loc]\n{upstream_ref}{}\n\n", self.location));
+        out.push_str(&format!(
+            "[locations.loc]\n{upstream_ref}{}\n\n",
+            self.location
+        ));
         out.push_str(&format!(
             "[servers.main]\naddr = \"127.0.0.1:{}\"\nlocations = [\"loc\"]\n{}\n\n",
             self.port, self.server
@@ -108,9 +119,21 @@ impl Single {
         let backend = Backend::start("b");
         let port = crate::free_port();
         let upstream = format!("addrs = {}", crate::addrs(&[&backend]));
-        let config = OneRoute { port, upstream: &upstream, location, server, extra }.toml();
+        let config = OneRoute {
+            port,
+            upstream: &upstream,
+            location,
+            server,
+            extra,
+        }
+        .toml();
         let proxy = Louailink::start(&config).await;
-        Single { backend, proxy, client: Client::h1(port), port }
+        Single {
+            backend,
+            proxy,
+            client: Client::h1(port),
+            port,
+        }
     }
 
     /// `GET <path>` with host `host`.

@@ -3,7 +3,11 @@
 use louailink_tests::{free_port, Client, Louailink, Single};
 
 async fn not_found(c: &Client, accept: &str) -> louailink_tests::Reply {
-    Client::send(c.request(reqwest::Method::GET, "nowhere.test", "/missing").header("accept", accept)).await
+    Client::send(
+        c.request(reqwest::Method::GET, "nowhere.test", "/missing")
+            .header("accept", accept),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -11,13 +15,24 @@ async fn error_bodies_are_short_and_json_when_the_client_accepts_json() {
     let s = Single::start("host = \"known.test\"").await;
     let html = not_found(&s.client, "text/html").await;
     assert_eq!(html.status, 404);
-    assert!(!html.body.is_empty() && html.body.len() < 1024, "body: {:?}", html.body);
+    assert!(
+        !html.body.is_empty() && html.body.len() < 1024,
+        "body: {:?}",
+        html.body
+    );
 
     let json = not_found(&s.client, "application/json").await;
     assert_eq!(json.status, 404);
-    assert!(json.header("content-type").unwrap_or_default().contains("json"), "{:?}", json.headers);
+    assert!(
+        json.header("content-type")
+            .unwrap_or_default()
+            .contains("json"),
+        "{:?}",
+        json.headers
+    );
     assert!(json.body.len() < 1024);
-    let value: serde_json::Value = serde_json::from_str(&json.body).unwrap_or_else(|e| panic!("{e}: {}", json.body));
+    let value: serde_json::Value =
+        serde_json::from_str(&json.body).unwrap_or_else(|e| panic!("{e}: {}", json.body));
     assert!(value.is_object(), "{value}");
 }
 
@@ -32,9 +47,14 @@ async fn upstream_errors_follow_the_accept_header_too() {
     .toml();
     let _lk = Louailink::start(&config).await;
     let c = Client::h1(port);
-    let reply = Client::send(c.request(reqwest::Method::GET, "e.test", "/").header("accept", "application/json")).await;
+    let reply = Client::send(
+        c.request(reqwest::Method::GET, "e.test", "/")
+            .header("accept", "application/json"),
+    )
+    .await;
     assert_eq!(reply.status, 502);
-    serde_json::from_str::<serde_json::Value>(&reply.body).unwrap_or_else(|e| panic!("{e}: {}", reply.body));
+    serde_json::from_str::<serde_json::Value>(&reply.body)
+        .unwrap_or_else(|e| panic!("{e}: {}", reply.body));
 }
 
 #[tokio::test]

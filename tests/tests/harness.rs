@@ -11,8 +11,14 @@ async fn backend_echoes_over_h1_and_h2c() {
         .await
         .expect_status(200)
         .echo();
-    assert_eq!((echo.backend.as_str(), echo.uri.as_str()), ("b1", "/some/path?x=1"));
-    assert_eq!((echo.method.as_str(), echo.version.as_str()), ("GET", "HTTP/1.1"));
+    assert_eq!(
+        (echo.backend.as_str(), echo.uri.as_str()),
+        ("b1", "/some/path?x=1")
+    );
+    assert_eq!(
+        (echo.method.as_str(), echo.version.as_str()),
+        ("GET", "HTTP/1.1")
+    );
     assert!(!echo.tls);
 
     let reply = Client::h2c(b.port()).get("127.0.0.1", "/h2").await;
@@ -27,7 +33,8 @@ async fn backend_behaviours_by_query_and_options() {
     let c = Client::h1(b.port());
     assert_eq!(c.get("x", "/?status=418").await.status, 418);
     let posted = Client::send(
-        c.request(reqwest::Method::POST, "x", "/p?delay_ms=50").body("hello"),
+        c.request(reqwest::Method::POST, "x", "/p?delay_ms=50")
+            .body("hello"),
     )
     .await;
     assert_eq!(posted.echo().body_len, 5);
@@ -63,8 +70,13 @@ async fn backend_stops_and_resumes_on_the_same_port() {
 #[tokio::test]
 async fn tls_backend_with_ca_signed_and_wildcard_certificates() {
     let ca = TestCa::new();
-    let b = Backend::builder("tls").tls(&ca.leaf(&["backend.test", "*.w.test"])).start();
-    let echo = Client::tls(b.port(), &ca).get("backend.test", "/").await.echo();
+    let b = Backend::builder("tls")
+        .tls(&ca.leaf(&["backend.test", "*.w.test"]))
+        .start();
+    let echo = Client::tls(b.port(), &ca)
+        .get("backend.test", "/")
+        .await
+        .echo();
     assert!(echo.tls);
     assert_eq!(echo.version, "HTTP/2");
     assert_eq!(echo.sni.as_deref(), Some("backend.test"));
@@ -87,7 +99,9 @@ async fn wildcard_certificate_covers_one_label_only() {
 async fn probe_reports_the_presented_certificate() {
     let cert = CertPair::self_signed(&["probe.test"]);
     let b = Backend::builder("p").tls(&cert).start();
-    let der = peer_certificate(b.port(), Some("probe.test")).await.unwrap();
+    let der = peer_certificate(b.port(), Some("probe.test"))
+        .await
+        .unwrap();
     assert_eq!(der, cert.cert_der().to_vec());
     let der = peer_certificate(b.port(), None).await.unwrap();
     assert_eq!(der, cert.cert_der().to_vec());
@@ -103,9 +117,12 @@ async fn probe_reports_the_presented_certificate() {
 #[tokio::test]
 async fn raw_client_reads_responses_and_keeps_the_connection() {
     let b = Backend::start("raw");
-    let resp = raw_request(b.port(), b"GET /r HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("response");
+    let resp = raw_request(
+        b.port(),
+        b"GET /r HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .expect("response");
     assert_eq!(resp.status, 200);
     assert!(resp.text().contains("\"/r\""));
 

@@ -5,8 +5,19 @@ use louailink_tests::{addrs, free_port, wait_until, Backend, Client, Louailink, 
 
 async fn proxy(backends: &[&Backend], health_check: &str) -> (Louailink, Client) {
     let port = free_port();
-    let upstream = format!("addrs = {}\nhealth_check = \"{health_check}\"", addrs(backends));
-    let lk = Louailink::start(&OneRoute { port, upstream: &upstream, ..Default::default() }.toml()).await;
+    let upstream = format!(
+        "addrs = {}\nhealth_check = \"{health_check}\"",
+        addrs(backends)
+    );
+    let lk = Louailink::start(
+        &OneRoute {
+            port,
+            upstream: &upstream,
+            ..Default::default()
+        }
+        .toml(),
+    )
+    .await;
     (lk, Client::h1(port))
 }
 
@@ -21,16 +32,28 @@ async fn answered_by(c: &Client, n: usize) -> Vec<String> {
 
 /// Waits until `n` requests in a row are all answered by `only`.
 async fn wait_only(c: &Client, only: &str, n: usize) {
-    wait_until(&format!("{n} requests in a row answered by {only}"), WAIT, || async {
-        answered_by(c, n).await.iter().all(|b| b == only).then_some(())
-    })
+    wait_until(
+        &format!("{n} requests in a row answered by {only}"),
+        WAIT,
+        || async {
+            answered_by(c, n)
+                .await
+                .iter()
+                .all(|b| b == only)
+                .then_some(())
+        },
+    )
     .await;
 }
 
 #[tokio::test]
 async fn http_check_takes_a_failing_backend_out_and_puts_it_back() {
     let (a, b) = (Backend::start("a"), Backend::start("b"));
-    let (_lk, c) = proxy(&[&a, &b], "http://up.test/healthz?interval=500ms&timeout=1s").await;
+    let (_lk, c) = proxy(
+        &[&a, &b],
+        "http://up.test/healthz?interval=500ms&timeout=1s",
+    )
+    .await;
     wait_until("both backends in rotation", WAIT, || async {
         let seen = answered_by(&c, 6).await;
         (seen.contains(&"a".into()) && seen.contains(&"b".into())).then_some(())
@@ -46,7 +69,10 @@ async fn http_check_takes_a_failing_backend_out_and_puts_it_back() {
 
     b.set_healthy(true);
     wait_until("b back in rotation", WAIT, || async {
-        answered_by(&c, 6).await.contains(&"b".to_string()).then_some(())
+        answered_by(&c, 6)
+            .await
+            .contains(&"b".to_string())
+            .then_some(())
     })
     .await;
 }
@@ -63,7 +89,10 @@ async fn tcp_check_takes_a_stopped_backend_out_and_puts_it_back() {
 
     b.resume();
     wait_until("b back in rotation", WAIT, || async {
-        answered_by(&c, 6).await.contains(&"b".to_string()).then_some(())
+        answered_by(&c, 6)
+            .await
+            .contains(&"b".to_string())
+            .then_some(())
     })
     .await;
 }

@@ -1,6 +1,9 @@
 //! Listeners: HTTP/1.1 keep-alive, h2c, TLS with ALPN h2, certificate selection by SNI.
 
-use louailink_tests::{addrs, free_port, peer_certificate, Backend, CertPair, Client, Louailink, RawConn, Single, TestCa};
+use louailink_tests::{
+    addrs, free_port, peer_certificate, Backend, CertPair, Client, Louailink, RawConn, Single,
+    TestCa,
+};
 
 /// A `[certificates.<name>]` item with the PEM inline and extra lines.
 fn certificate(name: &str, pair: &CertPair, extra: &str) -> String {
@@ -27,7 +30,10 @@ async fn keep_alive_serves_several_requests_on_one_connection() {
         conn.send(format!("GET {path} HTTP/1.1\r\nHost: k.test\r\n\r\n").as_bytes())
             .await
             .expect("connection still open");
-        let resp = conn.read_response().await.expect("a response on the same connection");
+        let resp = conn
+            .read_response()
+            .await
+            .expect("a response on the same connection");
         assert_eq!(resp.status, 200);
         assert!(resp.text().contains(path));
     }
@@ -38,10 +44,16 @@ async fn h2c_listener_accepts_prior_knowledge_and_http1() {
     let b = Backend::start("b");
     let port = free_port();
     let _lk = Louailink::start(&config(&b, &server("h2c", port, "enabled_h2 = true"))).await;
-    let h2 = Client::h2c(port).get("c.test", "/h2").await.expect_status(200);
+    let h2 = Client::h2c(port)
+        .get("c.test", "/h2")
+        .await
+        .expect_status(200);
     assert_eq!(h2.version, http::Version::HTTP_2);
     assert_eq!(h2.echo().uri, "/h2");
-    let h1 = Client::h1(port).get("c.test", "/h1").await.expect_status(200);
+    let h1 = Client::h1(port)
+        .get("c.test", "/h1")
+        .await
+        .expect_status(200);
     assert_eq!(h1.version, http::Version::HTTP_11);
 }
 
@@ -55,10 +67,16 @@ async fn tls_listener_offers_h2_by_alpn_only_when_enabled() {
         + &server("h1", h1_port, "tls = true");
     let _lk = Louailink::start(&config(&b, &rest)).await;
 
-    let reply = Client::tls(h2_port, &ca).get("secure.test", "/over-h2").await.expect_status(200);
+    let reply = Client::tls(h2_port, &ca)
+        .get("secure.test", "/over-h2")
+        .await
+        .expect_status(200);
     assert_eq!(reply.version, http::Version::HTTP_2);
     assert_eq!(reply.echo().uri, "/over-h2");
-    let reply = Client::tls(h1_port, &ca).get("secure.test", "/over-h1").await.expect_status(200);
+    let reply = Client::tls(h1_port, &ca)
+        .get("secure.test", "/over-h1")
+        .await
+        .expect_status(200);
     assert_eq!(reply.version, http::Version::HTTP_11);
 }
 
@@ -93,16 +111,43 @@ async fn sni_selects_exact_then_closest_wildcard_then_default() {
         + &server("tls", port, "tls = true");
     let _lk = Louailink::start(&config(&b, &rest)).await;
 
-    let presented = |sni: Option<&'static str>| async move { peer_certificate(port, sni).await.unwrap() };
-    assert_eq!(presented(Some("a.test")).await, exact.cert_der().to_vec(), "exact name");
-    assert_eq!(presented(Some("y.b.test")).await, wild.cert_der().to_vec(), "wildcard");
-    assert_eq!(presented(Some("z.x.b.test")).await, wild_long.cert_der().to_vec(), "closest wildcard");
-    assert_eq!(presented(Some("other.test")).await, default.cert_der().to_vec(), "no match: default");
-    assert_eq!(presented(None).await, default.cert_der().to_vec(), "no SNI: default");
+    let presented =
+        |sni: Option<&'static str>| async move { peer_certificate(port, sni).await.unwrap() };
+    assert_eq!(
+        presented(Some("a.test")).await,
+        exact.cert_der().to_vec(),
+        "exact name"
+    );
+    assert_eq!(
+        presented(Some("y.b.test")).await,
+        wild.cert_der().to_vec(),
+        "wildcard"
+    );
+    assert_eq!(
+        presented(Some("z.x.b.test")).await,
+        wild_long.cert_der().to_vec(),
+        "closest wildcard"
+    );
+    assert_eq!(
+        presented(Some("other.test")).await,
+        default.cert_der().to_vec(),
+        "no match: default"
+    );
+    assert_eq!(
+        presented(None).await,
+        default.cert_der().to_vec(),
+        "no SNI: default"
+    );
 
     // And a full request validates against the CA.
-    Client::tls(port, &ca).get("a.test", "/").await.expect_status(200);
-    Client::tls(port, &ca).get("q.b.test", "/").await.expect_status(200);
+    Client::tls(port, &ca)
+        .get("a.test", "/")
+        .await
+        .expect_status(200);
+    Client::tls(port, &ca)
+        .get("q.b.test", "/")
+        .await
+        .expect_status(200);
 }
 
 #[tokio::test]
@@ -113,7 +158,10 @@ async fn no_matching_certificate_and_no_default_fails_the_handshake() {
     let port = free_port();
     let rest = certificate("only", &only, "") + &server("tls", port, "tls = true");
     let _lk = Louailink::start(&config(&b, &rest)).await;
-    assert_eq!(peer_certificate(port, Some("only.test")).await.unwrap(), only.cert_der().to_vec());
+    assert_eq!(
+        peer_certificate(port, Some("only.test")).await.unwrap(),
+        only.cert_der().to_vec()
+    );
     assert!(peer_certificate(port, Some("other.test")).await.is_err());
 }
 
@@ -132,5 +180,8 @@ async fn certificates_can_be_file_paths() {
         server("tls", port, "tls = true")
     );
     let _lk = Louailink::start(&config(&b, &rest)).await;
-    Client::tls(port, &ca).get("files.test", "/").await.expect_status(200);
+    Client::tls(port, &ca)
+        .get("files.test", "/")
+        .await
+        .expect_status(200);
 }

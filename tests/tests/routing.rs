@@ -17,17 +17,38 @@ async fn host_kinds_rank_exact_then_wildcard_then_regex_then_none() {
     ])
     .await;
     assert_eq!(r.hit("www.a.test", "/").await, "exact");
-    assert_eq!(r.hit("foo.a.test", "/").await, "wild", "wildcard beats a matching regex");
-    assert_eq!(r.hit("x.b.a.test", "/").await, "wild_long", "longer suffix first");
+    assert_eq!(
+        r.hit("foo.a.test", "/").await,
+        "wild",
+        "wildcard beats a matching regex"
+    );
+    assert_eq!(
+        r.hit("x.b.a.test", "/").await,
+        "wild_long",
+        "longer suffix first"
+    );
     assert_eq!(r.hit("x.y.a.test", "/").await, "wild", "any depth");
     assert_eq!(r.hit("foo.r.test", "/").await, "regex");
-    assert_eq!(r.hit("a.test", "/").await, "none", "*.a.test does not match a.test");
-    assert_eq!(r.hit("xa.test", "/").await, "none", "*.a.test does not match xa.test");
+    assert_eq!(
+        r.hit("a.test", "/").await,
+        "none",
+        "*.a.test does not match a.test"
+    );
+    assert_eq!(
+        r.hit("xa.test", "/").await,
+        "none",
+        "*.a.test does not match xa.test"
+    );
 }
 
 #[tokio::test]
 async fn host_is_case_insensitive_and_its_port_is_ignored() {
-    let r = Routes::start(&[("exact", r#"host = "Www.A.test""#), ("wild", r#"host = "*.W.test""#), ("none", "")]).await;
+    let r = Routes::start(&[
+        ("exact", r#"host = "Www.A.test""#),
+        ("wild", r#"host = "*.W.test""#),
+        ("none", ""),
+    ])
+    .await;
     assert_eq!(r.hit("WWW.a.TEST", "/").await, "exact");
     assert_eq!(r.hit("www.a.test:8080", "/").await, "exact");
     assert_eq!(r.hit("X.w.TEST:1", "/").await, "wild");
@@ -54,18 +75,30 @@ async fn path_kinds_rank_exact_then_regex_then_longer_prefix_then_any() {
     .await;
     let h = "p.test";
     assert_eq!(r.hit(h, "/api/v1/items/42").await, "exact");
-    assert_eq!(r.hit(h, "/api/v1/items/42?q=1").await, "exact", "the query is not part of the path");
+    assert_eq!(
+        r.hit(h, "/api/v1/items/42?q=1").await,
+        "exact",
+        "the query is not part of the path"
+    );
     assert_eq!(r.hit(h, "/api/v1/items/7").await, "regex");
     assert_eq!(r.hit(h, "/api/v1/other").await, "long");
     assert_eq!(r.hit(h, "/api/x").await, "short");
-    assert_eq!(r.hit(h, "/apix").await, "short", "a prefix also matches /apix, as in nginx");
+    assert_eq!(
+        r.hit(h, "/apix").await,
+        "short",
+        "a prefix also matches /apix, as in nginx"
+    );
     assert_eq!(r.hit(h, "/other").await, "any");
 }
 
 #[tokio::test]
 async fn host_is_placed_before_path() {
     // An exact host with a mere prefix beats a host-less exact path.
-    let r = Routes::start(&[("exact_path", r#"path = "=/x""#), ("hosted", "host = \"h.test\"\npath = \"/\"")]).await;
+    let r = Routes::start(&[
+        ("exact_path", r#"path = "=/x""#),
+        ("hosted", "host = \"h.test\"\npath = \"/\""),
+    ])
+    .await;
     assert_eq!(r.hit("h.test", "/x").await, "hosted");
     assert_eq!(r.hit("other.test", "/x").await, "exact_path");
 }
@@ -108,7 +141,11 @@ async fn no_match_is_404_with_a_short_body_naming_host_and_path() {
     assert!(reply.header("x-backend").is_none());
     assert!(reply.body.contains("unknown.test"), "body: {}", reply.body);
     assert!(reply.body.contains("/some/where"), "body: {}", reply.body);
-    assert!(reply.body.len() < 1024, "not a short body: {}", reply.body.len());
+    assert!(
+        reply.body.len() < 1024,
+        "not a short body: {}",
+        reply.body.len()
+    );
 }
 
 #[tokio::test]
@@ -121,17 +158,31 @@ async fn location_with_a_host_never_matches_a_request_without_one() {
     .await;
     for path in ["/", "/re"] {
         let req = format!("GET {path} HTTP/1.0\r\n\r\n");
-        let resp = raw_request(r.port, req.as_bytes()).await.expect("a response");
+        let resp = raw_request(r.port, req.as_bytes())
+            .await
+            .expect("a response");
         assert_eq!((path, resp.status), (path, 404), "{}", resp.text());
     }
-    let resp = raw_request(r.port, b"GET /open HTTP/1.0\r\n\r\n").await.expect("a response");
+    let resp = raw_request(r.port, b"GET /open HTTP/1.0\r\n\r\n")
+        .await
+        .expect("a response");
     assert_eq!(resp.header("x-backend"), Some("open"));
 }
 
 #[tokio::test]
 async fn absolute_form_uri_authority_is_the_request_host() {
-    let r = Routes::start(&[("abs", r#"host = "abs.test""#), ("other", r#"host = "other.test""#)]).await;
+    let r = Routes::start(&[
+        ("abs", r#"host = "abs.test""#),
+        ("other", r#"host = "other.test""#),
+    ])
+    .await;
     let req = b"GET http://abs.test/x HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n";
     let resp = raw_request(r.port, req).await.expect("a response");
-    assert_eq!(resp.header("x-backend"), Some("abs"), "{} {}", resp.status, resp.text());
+    assert_eq!(
+        resp.header("x-backend"),
+        Some("abs"),
+        "{} {}",
+        resp.status,
+        resp.text()
+    );
 }

@@ -7,9 +7,19 @@ use std::time::Duration;
 
 const CHUNKS: usize = 4;
 
-async fn assert_streams_unbuffered(client: &Client, host: &str, backend: &Backend, version: http::Version) {
+async fn assert_streams_unbuffered(
+    client: &Client,
+    host: &str,
+    backend: &Backend,
+    version: http::Version,
+) {
     let url = client.url(host, &format!("/gated?chunks={CHUNKS}"));
-    let mut resp = client.inner().get(url).send().await.expect("stream request");
+    let mut resp = client
+        .inner()
+        .get(url)
+        .send()
+        .await
+        .expect("stream request");
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.version(), version);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
@@ -69,7 +79,8 @@ async fn sse_over_tls_h2_is_not_buffered() {
 async fn sse_from_an_h2_upstream_is_not_buffered() {
     let b = Backend::start("sse");
     let port = free_port();
-    let config = config(&b, port, "", "").replace("[locations.loc]", "alpn = \"h2\"\n[locations.loc]");
+    let config =
+        config(&b, port, "", "").replace("[locations.loc]", "alpn = \"h2\"\n[locations.loc]");
     let _lk = Louailink::start(&config).await;
     assert_streams_unbuffered(&Client::h1(port), "s.test", &b, http::Version::HTTP_11).await;
     assert_eq!(b.seen()[0].version, "HTTP/2");

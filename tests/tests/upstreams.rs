@@ -8,7 +8,16 @@ use std::time::Duration;
 /// One location proxying to an upstream with these lines; returns the proxy and a client.
 async fn proxy(upstream: &str, location: &str) -> (Louailink, Client) {
     let port = free_port();
-    let lk = Louailink::start(&OneRoute { port, upstream, location, ..Default::default() }.toml()).await;
+    let lk = Louailink::start(
+        &OneRoute {
+            port,
+            upstream,
+            location,
+            ..Default::default()
+        }
+        .toml(),
+    )
+    .await;
     (lk, Client::h1(port))
 }
 
@@ -35,29 +44,47 @@ async fn weighted_round_robin_follows_the_weights() {
     let (_lk, c) = proxy(&upstream, "").await;
     let seen = backends_of(&c, 80).await;
     let on_a = seen.get("a").copied().unwrap_or(0);
-    assert!((56..=64).contains(&on_a), "expected about 60 of 80 on the weight-3 backend: {seen:?}");
+    assert!(
+        (56..=64).contains(&on_a),
+        "expected about 60 of 80 on the weight-3 backend: {seen:?}"
+    );
     assert_eq!(on_a + seen.get("b").copied().unwrap_or(0), 80, "{seen:?}");
 }
 
 #[tokio::test]
 async fn random_sends_traffic_to_every_backend() {
-    let bs = [Backend::start("a"), Backend::start("b"), Backend::start("c")];
-    let upstream = format!("addrs = {}\nalgo = \"random\"", addrs(&[&bs[0], &bs[1], &bs[2]]));
+    let bs = [
+        Backend::start("a"),
+        Backend::start("b"),
+        Backend::start("c"),
+    ];
+    let upstream = format!(
+        "addrs = {}\nalgo = \"random\"",
+        addrs(&[&bs[0], &bs[1], &bs[2]])
+    );
     let (_lk, c) = proxy(&upstream, "").await;
     let seen = backends_of(&c, 60).await;
-    assert_eq!(seen.keys().cloned().collect::<Vec<_>>(), ["a", "b", "c"], "{seen:?}");
+    assert_eq!(
+        seen.keys().cloned().collect::<Vec<_>>(),
+        ["a", "b", "c"],
+        "{seen:?}"
+    );
 }
 
 #[tokio::test]
 async fn least_conn_avoids_the_backend_with_requests_in_flight() {
-    let slow = Backend::builder("slow").delay(Duration::from_secs(3)).start();
+    let slow = Backend::builder("slow")
+        .delay(Duration::from_secs(3))
+        .start();
     let fast = Backend::start("fast");
     let upstream = format!("addrs = {}\nalgo = \"least_conn\"", addrs(&[&slow, &fast]));
     let (_lk, c) = proxy(&upstream, "").await;
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let c = c.clone();
-        tasks.push(tokio::spawn(async move { c.get("u.test", "/").await.status }));
+        tasks.push(tokio::spawn(
+            async move { c.get("u.test", "/").await.status },
+        ));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for t in tasks {
@@ -73,11 +100,26 @@ async fn least_conn_avoids_the_backend_with_requests_in_flight() {
 
 /// Three backends behind `algo`; returns them with the proxy and a client.
 async fn hashed(algo: &str, extra_basic: &str) -> ([Backend; 3], Louailink, Client) {
-    let bs = [Backend::start("a"), Backend::start("b"), Backend::start("c")];
+    let bs = [
+        Backend::start("a"),
+        Backend::start("b"),
+        Backend::start("c"),
+    ];
     let port = free_port();
-    let upstream = format!("addrs = {}\nalgo = \"{algo}\"", addrs(&[&bs[0], &bs[1], &bs[2]]));
-    let lk = Louailink::start(&OneRoute { port, upstream: &upstream, extra: extra_basic, ..Default::default() }.toml())
-        .await;
+    let upstream = format!(
+        "addrs = {}\nalgo = \"{algo}\"",
+        addrs(&[&bs[0], &bs[1], &bs[2]])
+    );
+    let lk = Louailink::start(
+        &OneRoute {
+            port,
+            upstream: &upstream,
+            extra: extra_basic,
+            ..Default::default()
+        }
+        .toml(),
+    )
+    .await;
     (bs, lk, Client::h1(port))
 }
 
@@ -112,7 +154,10 @@ async fn hash_by_header() {
 #[tokio::test]
 async fn hash_by_cookie() {
     let (_bs, _lk, c) = hashed("hash:cookie:sid", "").await;
-    assert_sticky_and_spread(&c, |c, k| get(c, "/").header("cookie", format!("theme=dark; sid=s{k}"))).await;
+    assert_sticky_and_spread(&c, |c, k| {
+        get(c, "/").header("cookie", format!("theme=dark; sid=s{k}"))
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -152,26 +197,49 @@ async fn hash_by_ip_ignores_x_forwarded_for_from_untrusted_peers() {
         let r = Client::send(get(&c, "/").header("x-forwarded-for", format!("10.0.0.{k}"))).await;
         used.insert(r.expect_status(200).backend());
     }
-    assert_eq!(used.len(), 1, "the client IP is 127.0.0.1 for all: {used:?}");
+    assert_eq!(
+        used.len(),
+        1,
+        "the client IP is 127.0.0.1 for all: {used:?}"
+    );
 }
 
 #[tokio::test]
 async fn hash_by_ip_uses_the_forwarded_ip_from_trusted_proxies() {
     let (_bs, _lk, c) = hashed("hash:ip", "[basic]\ntrusted_proxies = \"127.0.0.1\"").await;
-    assert_sticky_and_spread(&c, |c, k| get(c, "/").header("x-forwarded-for", format!("10.0.0.{k}"))).await;
+    assert_sticky_and_spread(&c, |c, k| {
+        get(c, "/").header("x-forwarded-for", format!("10.0.0.{k}"))
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn consistent_hash_removing_a_backend_remaps_only_its_share() {
-    let bs = [Backend::start("a"), Backend::start("b"), Backend::start("c")];
+    let bs = [
+        Backend::start("a"),
+        Backend::start("b"),
+        Backend::start("c"),
+    ];
     let algo = "\nalgo = \"hash:header:X-User\"";
-    let (_full, with_c) = proxy(&(format!("addrs = {}", addrs(&[&bs[0], &bs[1], &bs[2]])) + algo), "").await;
-    let (_less, without_c) = proxy(&(format!("addrs = {}", addrs(&[&bs[0], &bs[1]])) + algo), "").await;
+    let (_full, with_c) = proxy(
+        &(format!("addrs = {}", addrs(&[&bs[0], &bs[1], &bs[2]])) + algo),
+        "",
+    )
+    .await;
+    let (_less, without_c) = proxy(
+        &(format!("addrs = {}", addrs(&[&bs[0], &bs[1]])) + algo),
+        "",
+    )
+    .await;
     let mut moved_from_c = 0;
     for k in 0..60 {
         let user = format!("user-{k}");
-        let before = Client::send(get(&with_c, "/").header("x-user", &user)).await.backend();
-        let after = Client::send(get(&without_c, "/").header("x-user", &user)).await.backend();
+        let before = Client::send(get(&with_c, "/").header("x-user", &user))
+            .await
+            .backend();
+        let after = Client::send(get(&without_c, "/").header("x-user", &user))
+            .await
+            .backend();
         if before == "c" {
             moved_from_c += 1;
             assert_ne!(after, "c");
@@ -184,8 +252,13 @@ async fn consistent_hash_removing_a_backend_remaps_only_its_share() {
 
 #[tokio::test]
 async fn tls_upstream_with_sni_and_without_verification() {
-    let tls = Backend::builder("tls").tls(&CertPair::self_signed(&["up.internal"])).start();
-    let upstream = format!("addrs = {}\ntls = true\nsni = \"up.internal\"\nverify_cert = false", addrs(&[&tls]));
+    let tls = Backend::builder("tls")
+        .tls(&CertPair::self_signed(&["up.internal"]))
+        .start();
+    let upstream = format!(
+        "addrs = {}\ntls = true\nsni = \"up.internal\"\nverify_cert = false",
+        addrs(&[&tls])
+    );
     let (_lk, c) = proxy(&upstream, "").await;
     let echo = c.get("u.test", "/").await.expect_status(200).echo();
     assert!(echo.tls);
@@ -194,7 +267,9 @@ async fn tls_upstream_with_sni_and_without_verification() {
 
 #[tokio::test]
 async fn https_address_enables_tls_to_the_upstream() {
-    let tls = Backend::builder("tls").tls(&CertPair::self_signed(&["up.internal"])).start();
+    let tls = Backend::builder("tls")
+        .tls(&CertPair::self_signed(&["up.internal"]))
+        .start();
     let upstream = format!("addrs = [\"https://{}\"]\nverify_cert = false", tls.addr());
     let (_lk, c) = proxy(&upstream, "").await;
     assert!(c.get("u.test", "/").await.expect_status(200).echo().tls);
@@ -202,8 +277,13 @@ async fn https_address_enables_tls_to_the_upstream() {
 
 #[tokio::test]
 async fn tls_upstream_with_an_untrusted_certificate_gives_502() {
-    let tls = Backend::builder("tls").tls(&CertPair::self_signed(&["up.internal"])).start();
-    let upstream = format!("addrs = {}\ntls = true\nsni = \"up.internal\"\nverify_cert = true", addrs(&[&tls]));
+    let tls = Backend::builder("tls")
+        .tls(&CertPair::self_signed(&["up.internal"]))
+        .start();
+    let upstream = format!(
+        "addrs = {}\ntls = true\nsni = \"up.internal\"\nverify_cert = true",
+        addrs(&[&tls])
+    );
     let (_lk, c) = proxy(&upstream, "").await;
     assert_eq!(c.get("u.test", "/").await.status, 502);
     assert_eq!(tls.hits(), 0);
@@ -241,7 +321,10 @@ locations = ["h2", "h1"]
 async fn alpn_over_tls_negotiates_h2_or_falls_back_to_h1() {
     let cert = CertPair::self_signed(&["up.internal"]);
     let h2 = Backend::builder("h2").tls(&cert).start();
-    let h1_only = Backend::builder("h1").tls(&cert).alpn(&["http/1.1"]).start();
+    let h1_only = Backend::builder("h1")
+        .tls(&cert)
+        .alpn(&["http/1.1"])
+        .start();
     let port = free_port();
     let tls = "tls = true\nverify_cert = false\nsni = \"up.internal\"";
     let config = format!(
@@ -271,15 +354,26 @@ locations = ["h2", "h2h1"]
     let echo = c.get("u.test", "/h2").await.expect_status(200).echo();
     assert_eq!((echo.version.as_str(), echo.tls), ("HTTP/2", true));
     let echo = c.get("u.test", "/other").await.expect_status(200).echo();
-    assert_eq!((echo.backend.as_str(), echo.version.as_str()), ("h1", "HTTP/1.1"));
+    assert_eq!(
+        (echo.backend.as_str(), echo.version.as_str()),
+        ("h1", "HTTP/1.1")
+    );
 }
 
 #[tokio::test]
 async fn read_timeout_on_a_slow_backend_gives_504() {
     let b = Backend::start("slow");
-    let (_lk, c) = proxy(&format!("addrs = {}\nread_timeout = \"300ms\"", addrs(&[&b])), "").await;
+    let (_lk, c) = proxy(
+        &format!("addrs = {}\nread_timeout = \"300ms\"", addrs(&[&b])),
+        "",
+    )
+    .await;
     assert_eq!(c.get("u.test", "/?delay_ms=5000").await.status, 504);
-    assert_eq!(c.get("u.test", "/").await.status, 200, "a quick answer is unaffected");
+    assert_eq!(
+        c.get("u.test", "/").await.status,
+        200,
+        "a quick answer is unaffected"
+    );
 }
 
 #[tokio::test]
@@ -293,20 +387,35 @@ async fn refused_connection_gives_502() {
 #[tokio::test]
 async fn retry_on_connect_failure_reaches_the_live_backend() {
     let live = Backend::start("live");
-    let upstream = format!("addrs = [\"127.0.0.1:{}\", \"{}\"]", free_port(), live.addr());
+    let upstream = format!(
+        "addrs = [\"127.0.0.1:{}\", \"{}\"]",
+        free_port(),
+        live.addr()
+    );
     let (_lk, c) = proxy(&upstream, "max_retries = 1").await;
     for i in 0..10 {
         let r: Reply = c.get("u.test", "/").await;
-        assert_eq!((i, r.status, r.backend()), (i, 200, "live".to_string()), "{}", r.body);
+        assert_eq!(
+            (i, r.status, r.backend()),
+            (i, 200, "live".to_string()),
+            "{}",
+            r.body
+        );
     }
 }
 
 #[tokio::test]
 async fn dns_discovery_resolves_host_names() {
     let b = Backend::start("dns");
-    let upstream = format!("addrs = [\"localhost:{}\"]\ndiscovery = \"dns\"\nipv4_only = true", b.port());
+    let upstream = format!(
+        "addrs = [\"localhost:{}\"]\ndiscovery = \"dns\"\nipv4_only = true",
+        b.port()
+    );
     let (_lk, c) = proxy(&upstream, "").await;
-    assert_eq!(c.get("u.test", "/").await.expect_status(200).backend(), "dns");
+    assert_eq!(
+        c.get("u.test", "/").await.expect_status(200).backend(),
+        "dns"
+    );
 }
 
 #[tokio::test]
@@ -314,12 +423,23 @@ async fn upstream_connections_are_reused_unless_idle_timeout_is_zero() {
     let pooled = Backend::start("pooled");
     let unpooled = Backend::start("unpooled");
     let (_a, pooled_client) = proxy(&format!("addrs = {}", addrs(&[&pooled])), "").await;
-    let (_b, unpooled_client) =
-        proxy(&format!("addrs = {}\nidle_timeout = \"0s\"", addrs(&[&unpooled])), "").await;
+    let (_b, unpooled_client) = proxy(
+        &format!("addrs = {}\nidle_timeout = \"0s\"", addrs(&[&unpooled])),
+        "",
+    )
+    .await;
     for _ in 0..5 {
         pooled_client.get("u.test", "/").await.expect_status(200);
         unpooled_client.get("u.test", "/").await.expect_status(200);
     }
-    assert!(pooled.connections() < 5, "5 sequential requests opened {} connections", pooled.connections());
-    assert_eq!(unpooled.connections(), 5, "idle_timeout = 0s disables reuse");
+    assert!(
+        pooled.connections() < 5,
+        "5 sequential requests opened {} connections",
+        pooled.connections()
+    );
+    assert_eq!(
+        unpooled.connections(),
+        5,
+        "idle_timeout = 0s disables reuse"
+    );
 }
