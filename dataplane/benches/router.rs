@@ -22,7 +22,11 @@ fn location(i: usize) -> Location {
         2 if i % 40 == 2 => format!("~^/items/{i}/[0-9]+$"),
         _ => format!("/static/{i}"),
     };
-    let conf = LocationConf { host, path: Some(path), ..LocationConf::default() };
+    let conf = LocationConf {
+        host,
+        path: Some(path),
+        ..LocationConf::default()
+    };
     Location::compile(&format!("loc{i}"), &conf, &HashMap::new(), &HashMap::new())
         .expect("valid synthetic location")
 }
@@ -38,10 +42,19 @@ fn requests(n: usize) -> Vec<(Option<String>, String)> {
         .map(|k| {
             let i = pick(k);
             match k % 6 {
-                0 => (Some(format!("svc{}.example.com", i - i % 5)), format!("/api/v1/service{}/x", i - i % 4)),
-                1 => (Some(format!("a.tenant{}.example.com", (i - i % 5) + 1)), format!("/static/{}/f.css", i - i % 4 + 3)),
+                0 => (
+                    Some(format!("svc{}.example.com", i - i % 5)),
+                    format!("/api/v1/service{}/x", i - i % 4),
+                ),
+                1 => (
+                    Some(format!("a.tenant{}.example.com", (i - i % 5) + 1)),
+                    format!("/static/{}/f.css", i - i % 4 + 3),
+                ),
                 2 => (None, format!("/exact/{}", i - i % 4 + 1)),
-                3 => (Some("unknown.host".into()), format!("/static/{}/x", i - i % 4 + 3)),
+                3 => (
+                    Some("unknown.host".into()),
+                    format!("/static/{}/x", i - i % 4 + 3),
+                ),
                 4 => (Some("svc0.example.com".into()), "/nothing/here".into()),
                 _ => (None, format!("/items/{}/42", i - i % 40 + 2)),
             }

@@ -111,7 +111,10 @@ enum RuntimeKind {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "bare_pingora", about = "Bare pingora 0.9: the framework ceiling")]
+#[command(
+    name = "bare_pingora",
+    about = "Bare pingora 0.9: the framework ceiling"
+)]
 struct Args {
     /// Listen address
     #[arg(long, default_value = "127.0.0.1:6188")]
@@ -197,7 +200,11 @@ impl ProxyHttp for Bare {
         if self.header_ref {
             let h = match &self.prebuilt_header {
                 Some(h) => session.write_response_header_ref(h, false).await,
-                None => session.write_response_header_ref(&pong_header()?, false).await,
+                None => {
+                    session
+                        .write_response_header_ref(&pong_header()?, false)
+                        .await
+                }
             };
             h?;
         } else {
@@ -259,7 +266,9 @@ fn main() {
             .then(|| pong_header().expect("pong header")),
         header_ref: args.header_ref,
         prebuilt_peer,
-        idle_timeout: args.upstream_idle_timeout.map(std::time::Duration::from_secs),
+        idle_timeout: args
+            .upstream_idle_timeout
+            .map(std::time::Duration::from_secs),
     };
 
     let mut server = Server::new_with_opt_and_conf(None, conf);

@@ -26,7 +26,12 @@ impl Sink {
     /// A sink writing to `path` (append), or to stderr.
     pub fn new(path: Option<String>) -> Arc<Self> {
         let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
-        Arc::new(Sink { tx, rx: Mutex::new(Some(rx)), dropped: AtomicU64::new(0), path })
+        Arc::new(Sink {
+            tx,
+            rx: Mutex::new(Some(rx)),
+            dropped: AtomicU64::new(0),
+            path,
+        })
     }
 
     /// Starts the writer thread (after daemonizing, since a fork keeps no threads).
@@ -35,26 +40,33 @@ impl Sink {
             return Ok(());
         };
         let mut out: Box<dyn std::io::Write + Send> = match &self.path {
-            Some(p) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(p)?),
+            Some(p) => Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)?,
+            ),
             None => Box::new(std::io::stderr()),
         };
-        std::thread::Builder::new().name("access-log".into()).spawn(move || {
-            let mut buf = Vec::with_capacity(64 * 1024);
-            while let Ok(line) = rx.recv() {
-                buf.extend_from_slice(line.as_bytes());
-                // Batch whatever else is already queued into one write.
-                while buf.len() < 256 * 1024 {
-                    match rx.try_recv() {
-                        Ok(l) => buf.extend_from_slice(l.as_bytes()),
-                        Err(_) => break,
+        std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || {
+                let mut buf = Vec::with_capacity(64 * 1024);
+                while let Ok(line) = rx.recv() {
+                    buf.extend_from_slice(line.as_bytes());
+                    // Batch whatever else is already queued into one write.
+                    while buf.len() < 256 * 1024 {
+                        match rx.try_recv() {
+                            Ok(l) => buf.extend_from_slice(l.as_bytes()),
+                            Err(_) => break,
+                        }
                     }
+                    if let Err(e) = out.write_all(&buf).and_then(|_| out.flush()) {
+                        tracing::error!(error = %e, "writing the access log failed");
+                    }
+                    buf.clear();
                 }
-                if let Err(e) = out.write_all(&buf).and_then(|_| out.flush()) {
-                    tracing::error!(error = %e, "writing the access log failed");
-                }
-                buf.clear();
-            }
-        })?;
+            })?;
         Ok(())
     }
 
@@ -78,7 +90,9 @@ impl AccessLog {
             .into_iter()
             .map(|p| match p {
                 // Environment values are fixed for the process: resolve them once.
-                LogPart::Env(name) => LogPart::Text(std::env::var(&name).unwrap_or_else(|_| "-".into())),
+                LogPart::Env(name) => {
+                    LogPart::Text(std::env::var(&name).unwrap_or_else(|_| "-".into()))
+                }
                 other => other,
             })
             .collect();
@@ -87,7 +101,9 @@ impl AccessLog {
 
     /// True when lines show the request id.
     pub fn uses_request_id(&self) -> bool {
-        self.parts.iter().any(|p| matches!(p, LogPart::Tag(LogTag::RequestId)))
+        self.parts
+            .iter()
+            .any(|p| matches!(p, LogPart::Tag(LogTag::RequestId)))
     }
 
     /// Formats and queues the line for this request.
@@ -97,9 +113,14 @@ impl AccessLog {
             match part {
                 LogPart::Text(t) => line.push_str(t),
                 LogPart::Tag(tag) => write_tag(&mut line, *tag, session, ctx),
-                LogPart::RequestHeader(name) => {
-                    or_dash(&mut line, session.req_header().headers.get(name.as_str()).and_then(|v| v.to_str().ok()))
-                }
+                LogPart::RequestHeader(name) => or_dash(
+                    &mut line,
+                    session
+                        .req_header()
+                        .headers
+                        .get(name.as_str())
+                        .and_then(|v| v.to_str().ok()),
+                ),
                 LogPart::ResponseHeader(name) => or_dash(
                     &mut line,
                     session
@@ -152,15 +173,23 @@ fn millis(d: std::time::Duration) -> f64 {
 
 fn write_tag(out: &mut String, tag: LogTag, session: &Session, ctx: &RequestCtx) {
     let req = session.req_header();
-    let status = session.response_written().map_or(ctx.status, |r| r.status.as_u16());
+    let status = session
+        .response_written()
+        .map_or(ctx.status, |r| r.status.as_u16());
     let _ = match tag {
         LogTag::Host => return or_dash(out, Some(&ctx.host)),
         LogTag::Method => return out.push_str(req.method.as_str()),
         LogTag::Path => return out.push_str(req.uri.path()),
-        LogTag::UpstreamPath => return out.push_str(ctx.upstream_path.as_deref().unwrap_or(req.uri.path())),
+        LogTag::UpstreamPath => {
+            return out.push_str(ctx.upstream_path.as_deref().unwrap_or(req.uri.path()))
+        }
         LogTag::Query => return or_dash(out, req.uri.query()),
         LogTag::Uri => {
-            return out.push_str(req.uri.path_and_query().map_or(req.uri.path(), |p| p.as_str()))
+            return out.push_str(
+                req.uri
+                    .path_and_query()
+                    .map_or(req.uri.path(), |p| p.as_str()),
+            )
         }
         LogTag::Proto => write!(out, "{:?}", req.version),
         LogTag::Scheme => return out.push_str(ctx.scheme()),
@@ -179,14 +208,32 @@ fn write_tag(out: &mut String, tag: LogTag, session: &Session, ctx: &RequestCtx)
             None => return out.push('-'),
         },
         LogTag::Referer => {
-            return or_dash(out, req.headers.get(http::header::REFERER).and_then(|v| v.to_str().ok()))
+            return or_dash(
+                out,
+                req.headers
+                    .get(http::header::REFERER)
+                    .and_then(|v| v.to_str().ok()),
+            )
         }
         LogTag::UserAgent => {
-            return or_dash(out, req.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()))
+            return or_dash(
+                out,
+                req.headers
+                    .get(http::header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok()),
+            )
         }
         LogTag::RequestId => return or_dash(out, Some(&ctx.request_id)),
-        LogTag::When => write!(out, "{}", chrono::Local::now().format("%d/%b/%Y:%H:%M:%S %z")),
-        LogTag::WhenUtcIso => write!(out, "{}", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ")),
+        LogTag::When => write!(
+            out,
+            "{}",
+            chrono::Local::now().format("%d/%b/%Y:%H:%M:%S %z")
+        ),
+        LogTag::WhenUtcIso => write!(
+            out,
+            "{}",
+            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        ),
         LogTag::WhenUnix => write!(out, "{}", chrono::Utc::now().timestamp_millis()),
         LogTag::Location => return or_dash(out, ctx.location.as_ref().map(|l| &*l.name)),
         LogTag::Upstream => return or_dash(out, ctx.upstream.as_ref().map(|u| &*u.name)),
@@ -210,7 +257,10 @@ fn write_tag(out: &mut String, tag: LogTag, session: &Session, ctx: &RequestCtx)
         LogTag::TlsVersion => {
             return or_dash(
                 out,
-                session.digest().and_then(|d| d.ssl_digest.as_ref()).map(|s| s.version.as_ref()),
+                session
+                    .digest()
+                    .and_then(|d| d.ssl_digest.as_ref())
+                    .map(|s| s.version.as_ref()),
             )
         }
     };

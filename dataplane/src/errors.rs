@@ -40,7 +40,9 @@ pub fn error_reply(
         ("text/html; charset=utf-8", body)
     };
     let mut reply = Reply::new(status, content_type, Bytes::from(body))?;
-    reply.header.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+    reply
+        .header
+        .insert_header(http::header::CACHE_CONTROL, "no-store")?;
     Ok(reply)
 }
 

@@ -122,7 +122,9 @@ impl Location {
         let upstream = match conf.upstream.as_deref().map(str::trim) {
             None | Some("") => UpstreamRef::None,
             Some(v) => match v.strip_prefix('$') {
-                Some(var) => UpstreamRef::Var(Arc::from(var.trim_matches(|c| c == '{' || c == '}'))),
+                Some(var) => {
+                    UpstreamRef::Var(Arc::from(var.trim_matches(|c| c == '{' || c == '}')))
+                }
                 None => UpstreamRef::Fixed(
                     upstreams
                         .get(v)
@@ -178,7 +180,13 @@ impl Location {
     }
 
     /// Named captures of the matching host regex, path regex and rewrite regex.
-    pub fn captures(&self, host_pattern: u16, host: &str, path: &str, out: &mut Vec<(Arc<str>, String)>) {
+    pub fn captures(
+        &self,
+        host_pattern: u16,
+        host: &str,
+        path: &str,
+        out: &mut Vec<(Arc<str>, String)>,
+    ) {
         let mut take = |re: &Regex, text: &str| {
             if let Some(caps) = re.captures(text) {
                 for name in re.capture_names().flatten() {

@@ -51,7 +51,9 @@ fn init_logging(log: Option<&str>, level: Option<&str>) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level.unwrap_or("info")))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     match log {
         Some(path) => {
             let file = std::fs::OpenOptions::new()
@@ -59,7 +61,10 @@ fn init_logging(log: Option<&str>, level: Option<&str>) -> anyhow::Result<()> {
                 .append(true)
                 .open(path)
                 .with_context(|| format!("cannot open the log file {path}"))?;
-            builder.with_ansi(false).with_writer(std::sync::Mutex::new(file)).init();
+            builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .init();
         }
         None => builder.with_writer(std::io::stderr).init(),
     }
@@ -87,7 +92,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     }
     let path = PathBuf::from(&source);
     if !path.exists() {
-        anyhow::bail!("config source {source} does not exist (create it, or pass -c <file or dir>)");
+        anyhow::bail!(
+            "config source {source} does not exist (create it, or pass -c <file or dir>)"
+        );
     }
     let loaded = match louailink_shared::loader::load(&path) {
         Ok(l) => l,
@@ -111,7 +118,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     init_logging(cli.log.as_deref(), config.basic.log_level.as_deref())?;
     if cli.autoreload || cli.autorestart {
-        tracing::warn!("config watching (-a / --autoreload) is not available yet: changes need a restart");
+        tracing::warn!(
+            "config watching (-a / --autoreload) is not available yet: changes need a restart"
+        );
     }
     if cli.node_id.is_some() || cli.state_dir.is_some() {
         tracing::info!("--node-id and --state-dir only matter in etcd mode");
@@ -119,7 +128,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
 
     let sink = access_log::Sink::new(cli.log.clone());
     // Building resolves backend addresses, which needs a runtime; pingora's own start later.
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let snapshot = match runtime.block_on(snapshot::Snapshot::build(&config, None, &sink)) {
         Ok(s) => s,
         Err(errors) => {

@@ -2,9 +2,9 @@
 
 use crate::ctx::RequestCtx;
 use crate::errors::{error_reply, message_for, status_error, status_for};
+use crate::location::UpstreamRef;
 use crate::plugins::{Flow, Reply};
 use crate::snapshot::{ServerRuntime, Snapshot};
-use crate::location::UpstreamRef;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -76,7 +76,12 @@ fn client_ip(session: &Session, trusted: &[IpNet]) -> Option<IpAddr> {
 
 /// Takes the client's `X-Request-Id`, or generates one.
 fn set_request_id(session: &Session, ctx: &mut RequestCtx) {
-    match session.req_header().headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+    match session
+        .req_header()
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+    {
         Some(id) => ctx.request_id.push_str(id),
         None => {
             use std::fmt::Write;
@@ -97,12 +102,30 @@ fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
 fn hash_input(key: &HashKey, session: &Session, ctx: &RequestCtx) -> Vec<u8> {
     let req = session.req_header();
     match key {
-        HashKey::Ip => ctx.client_ip.map(|ip| ip.to_string().into_bytes()).unwrap_or_default(),
-        HashKey::Header(name) => req.headers.get(name.as_str()).map(|v| v.as_bytes().to_vec()).unwrap_or_default(),
-        HashKey::Cookie(name) => crate::access_log::cookie(session, name).unwrap_or("").as_bytes().to_vec(),
-        HashKey::Query(name) => query_param(req.uri.query(), name).unwrap_or("").as_bytes().to_vec(),
+        HashKey::Ip => ctx
+            .client_ip
+            .map(|ip| ip.to_string().into_bytes())
+            .unwrap_or_default(),
+        HashKey::Header(name) => req
+            .headers
+            .get(name.as_str())
+            .map(|v| v.as_bytes().to_vec())
+            .unwrap_or_default(),
+        HashKey::Cookie(name) => crate::access_log::cookie(session, name)
+            .unwrap_or("")
+            .as_bytes()
+            .to_vec(),
+        HashKey::Query(name) => query_param(req.uri.query(), name)
+            .unwrap_or("")
+            .as_bytes()
+            .to_vec(),
         HashKey::Path => req.uri.path().as_bytes().to_vec(),
-        HashKey::Url => req.uri.path_and_query().map_or(req.uri.path(), |p| p.as_str()).as_bytes().to_vec(),
+        HashKey::Url => req
+            .uri
+            .path_and_query()
+            .map_or(req.uri.path(), |p| p.as_str())
+            .as_bytes()
+            .to_vec(),
     }
 }
 
@@ -112,7 +135,12 @@ impl Proxy {
     }
 
     /// Writes a reply after the location's response plugins and `response_headers`.
-    async fn send_reply(&self, session: &mut Session, ctx: &mut RequestCtx, mut reply: Reply) -> Result<()> {
+    async fn send_reply(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        mut reply: Reply,
+    ) -> Result<()> {
         if let Some(loc) = ctx.location.clone() {
             for p in &loc.plugins {
                 p.response(session, &mut reply.header, ctx)?;
@@ -125,7 +153,9 @@ impl Proxy {
         }
         ctx.status = reply.header.status.as_u16();
         let head_only = session.req_header().method == http::Method::HEAD;
-        session.write_response_header(Box::new(reply.header), head_only).await?;
+        session
+            .write_response_header(Box::new(reply.header), head_only)
+            .await?;
         if !head_only {
             session.write_response_body(Some(reply.body), true).await?;
         }
@@ -133,7 +163,13 @@ impl Proxy {
     }
 
     /// Answers with an error status; `Ok(true)` tells pingora the request is done.
-    async fn reply_error(&self, session: &mut Session, ctx: &mut RequestCtx, status: u16, message: &str) -> Result<bool> {
+    async fn reply_error(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        status: u16,
+        message: &str,
+    ) -> Result<bool> {
         let template = ctx.snapshot.as_ref().and_then(|s| s.error_template.clone());
         let reply = error_reply(session, status, message, template.as_deref())?;
         self.send_reply(session, ctx, reply).await?;
@@ -142,8 +178,13 @@ impl Proxy {
 
     /// Picks a backend for `ctx.upstream`, skipping those that failed.
     fn choose_backend(&self, session: &Session, ctx: &mut RequestCtx) -> bool {
-        let Some(up) = ctx.upstream.clone() else { return false };
-        let key = up.hash_key().map(|k| hash_input(k, session, ctx)).unwrap_or_default();
+        let Some(up) = ctx.upstream.clone() else {
+            return false;
+        };
+        let key = up
+            .hash_key()
+            .map(|k| hash_input(k, session, ctx))
+            .unwrap_or_default();
         match up.select(&key, &ctx.failed) {
             Some((addr, guard)) => {
                 ctx.backend = Some(addr);
@@ -159,6 +200,11 @@ impl Proxy {
 impl ProxyHttp for Proxy {
     type CTX = RequestCtx;
 
+    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {
+        // No pingora modules: compression and the like are our plugins, and an empty module
+        // list saves per-request module state.
+    }
+
     fn new_ctx(&self) -> RequestCtx {
         let mut ctx = RequestCtx::new();
         ctx.tls = self.tls;
@@ -170,7 +216,9 @@ impl ProxyHttp for Proxy {
         let snap = self.state.load_full();
         ctx.snapshot = Some(snap.clone());
         let Some(server) = self.server(&snap) else {
-            return self.reply_error(session, ctx, 503, "this server is being reconfigured").await;
+            return self
+                .reply_error(session, ctx, 503, "this server is being reconfigured")
+                .await;
         };
         if let Some(t) = server.keepalive_timeout {
             session.set_keepalive(Some(t.as_secs()));
@@ -198,7 +246,12 @@ impl ProxyHttp for Proxy {
             let path = session.req_header().uri.path();
             loc.captures(hit.host_pattern, &ctx.host, path, &mut ctx.vars);
         }
-        if loc.needs_request_id || server.access_log.as_ref().is_some_and(|l| l.uses_request_id()) {
+        if loc.needs_request_id
+            || server
+                .access_log
+                .as_ref()
+                .is_some_and(|l| l.uses_request_id())
+        {
             set_request_id(session, ctx);
         }
         ctx.host_pattern = hit.host_pattern;
@@ -234,11 +287,16 @@ impl ProxyHttp for Proxy {
 
         let upstream = match &loc.upstream {
             UpstreamRef::Fixed(u) => Some(u.clone()),
-            UpstreamRef::Var(v) => ctx.var(v).and_then(|name| snap.upstreams.get(name)).cloned(),
+            UpstreamRef::Var(v) => ctx
+                .var(v)
+                .and_then(|name| snap.upstreams.get(name))
+                .cloned(),
             UpstreamRef::None => None,
         };
         let Some(upstream) = upstream else {
-            return self.reply_error(session, ctx, 503, "no upstream for this location").await;
+            return self
+                .reply_error(session, ctx, 503, "no upstream for this location")
+                .await;
         };
         ctx.upstream = Some(upstream);
         if !self.choose_backend(session, ctx) {
@@ -254,7 +312,11 @@ impl ProxyHttp for Proxy {
         Ok(false)
     }
 
-    async fn upstream_peer(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
         if ctx.backend.is_none() && !self.choose_backend(session, ctx) {
             return Err(status_error(503, "no healthy backend left to retry"));
         }
@@ -264,7 +326,13 @@ impl ProxyHttp for Proxy {
         }
     }
 
-    fn fail_to_connect(&self, _session: &mut Session, _peer: &HttpPeer, ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
         if let Some(addr) = ctx.backend.take() {
             ctx.failed.push(addr);
         }
@@ -288,7 +356,10 @@ impl ProxyHttp for Proxy {
     ) -> Result<()> {
         if let (Some(chunk), Some(loc)) = (body.as_ref(), ctx.location.as_ref()) {
             ctx.body_bytes += chunk.len() as u64;
-            if loc.client_max_body_size.is_some_and(|max| ctx.body_bytes > max) {
+            if loc
+                .client_max_body_size
+                .is_some_and(|max| ctx.body_bytes > max)
+            {
                 return Err(status_error(413, "request body too large"));
             }
         }
@@ -315,7 +386,9 @@ impl ProxyHttp for Proxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let Some(loc) = ctx.location.clone() else { return Ok(()) };
+        let Some(loc) = ctx.location.clone() else {
+            return Ok(());
+        };
         if let Some((re, replacement)) = &loc.rewrite {
             let path = session.req_header().uri.path();
             if re.is_match(path) {
@@ -333,16 +406,28 @@ impl ProxyHttp for Proxy {
             }
         }
         if loc.reverse_proxy_headers {
-            let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+            let peer = session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip());
             if let Some(peer) = peer {
-                let xff = match upstream_request.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+                let xff = match upstream_request
+                    .headers
+                    .get("x-forwarded-for")
+                    .and_then(|v| v.to_str().ok())
+                {
                     Some(prev) => format!("{prev}, {peer}"),
                     None => peer.to_string(),
                 };
                 upstream_request.insert_header("X-Forwarded-For", xff)?;
             }
             upstream_request.insert_header("X-Forwarded-Proto", ctx.scheme())?;
-            if let Some(host) = session.req_header().headers.get(http::header::HOST).cloned() {
+            if let Some(host) = session
+                .req_header()
+                .headers
+                .get(http::header::HOST)
+                .cloned()
+            {
                 upstream_request.insert_header("X-Forwarded-Host", host)?;
             }
             if let Some(ip) = ctx.client_ip {
@@ -376,8 +461,15 @@ impl ProxyHttp for Proxy {
         Ok(())
     }
 
-    async fn response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
-        let Some(loc) = ctx.location.clone() else { return Ok(()) };
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let Some(loc) = ctx.location.clone() else {
+            return Ok(());
+        };
         for p in &loc.plugins {
             p.response(session, resp, ctx)?;
         }
@@ -404,11 +496,18 @@ impl ProxyHttp for Proxy {
         Ok(None)
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
         let status = status_for(e);
         if status > 0 && session.response_written().is_none() {
             let message = match e.etype() {
-                pingora::ErrorType::HTTPStatus(_) => e.context.as_ref().map(|c| c.as_str().to_string()),
+                pingora::ErrorType::HTTPStatus(_) => {
+                    e.context.as_ref().map(|c| c.as_str().to_string())
+                }
                 _ => None,
             }
             .unwrap_or_else(|| message_for(status).to_string());
@@ -417,7 +516,10 @@ impl ProxyHttp for Proxy {
             }
         }
         ctx.status = status;
-        FailToProxy { error_code: status, can_reuse_downstream: false }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {

@@ -185,12 +185,18 @@ impl Router {
             let level = match levels.iter().position(|l| l.weight == loc.weight) {
                 Some(i) => &mut levels[i],
                 None => {
-                    levels.push(Level { weight: loc.weight, ..Level::default() });
+                    levels.push(Level {
+                        weight: loc.weight,
+                        ..Level::default()
+                    });
                     levels.last_mut().expect("just pushed")
                 }
             };
             let entry = |host_pattern: usize| Entry {
-                hit: Hit { location: order as u32, host_pattern: host_pattern as u16 },
+                hit: Hit {
+                    location: order as u32,
+                    host_pattern: host_pattern as u16,
+                },
                 order: order as u32,
             };
             if loc.hosts.is_empty() {
@@ -199,9 +205,15 @@ impl Router {
             for (i, host) in loc.hosts.iter().enumerate() {
                 let index = match host {
                     HostMatcher::Exact(h) => level.exact.entry(h.as_str().into()).or_default(),
-                    HostMatcher::Wildcard(s) => level.wildcard.entry(s.as_str().into()).or_default(),
+                    HostMatcher::Wildcard(s) => {
+                        level.wildcard.entry(s.as_str().into()).or_default()
+                    }
                     HostMatcher::Regex(re) => {
-                        match level.regex.iter().position(|(r, _)| r.as_str() == re.as_str()) {
+                        match level
+                            .regex
+                            .iter()
+                            .position(|(r, _)| r.as_str() == re.as_str())
+                        {
                             Some(p) => &mut level.regex[p].1,
                             None => {
                                 level.regex.push((re.clone(), PathIndex::default()));
@@ -219,7 +231,10 @@ impl Router {
 
     /// Finds the location for a lower-case host without port (None = no host) and a path.
     pub fn find(&self, host: Option<&str>, path: &str) -> Option<Hit> {
-        self.levels.iter().find_map(|l| l.find(host, path)).map(|e| e.hit)
+        self.levels
+            .iter()
+            .find_map(|l| l.find(host, path))
+            .map(|e| e.hit)
     }
 }
 
@@ -232,13 +247,16 @@ mod tests {
         Router::new(
             specs
                 .iter()
-                .map(|(name, host, path, weight)| Arc::new(test_location(name, *host, *path, *weight)))
+                .map(|(name, host, path, weight)| {
+                    Arc::new(test_location(name, *host, *path, *weight))
+                })
                 .collect(),
         )
     }
 
     fn name(r: &Router, host: Option<&str>, path: &str) -> Option<String> {
-        r.find(host, path).map(|h| r.locations[h.location as usize].name.to_string())
+        r.find(host, path)
+            .map(|h| r.locations[h.location as usize].name.to_string())
     }
 
     #[test]
@@ -293,7 +311,10 @@ mod tests {
             ("exact_host", Some("h.com"), Some("/a"), 0),
         ]);
         assert_eq!(name(&r, Some("h.com"), "/a"), Some("heavy".into()));
-        let r = router(&[("first", None, Some("/a"), 0), ("second", None, Some("/a"), 0)]);
+        let r = router(&[
+            ("first", None, Some("/a"), 0),
+            ("second", None, Some("/a"), 0),
+        ]);
         assert_eq!(name(&r, None, "/a"), Some("first".into()));
     }
 

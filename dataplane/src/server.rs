@@ -90,7 +90,12 @@ impl BackgroundService for Maintenance {
 }
 
 /// Builds the pingora server for `config` and runs it until shutdown.
-pub fn run(config: &Config, snapshot: Snapshot, sink: Arc<Sink>, opts: ProcessOptions) -> anyhow::Result<()> {
+pub fn run(
+    config: &Config,
+    snapshot: Snapshot,
+    sink: Arc<Sink>,
+    opts: ProcessOptions,
+) -> anyhow::Result<()> {
     let basic = &config.basic;
     let conf = ServerConf {
         daemon: opts.daemon,
@@ -99,17 +104,29 @@ pub fn run(config: &Config, snapshot: Snapshot, sink: Arc<Sink>, opts: ProcessOp
         upgrade_sock: opts.upgrade_sock.clone(),
         threads: basic.threads.unwrap_or_else(num_cpus),
         grace_period_seconds: Some(basic.grace_period.map_or(30, |d| secs_ceil(d.0))),
-        graceful_shutdown_timeout_seconds: Some(basic.graceful_shutdown_timeout.map_or(10, |d| secs_ceil(d.0))),
+        graceful_shutdown_timeout_seconds: Some(
+            basic
+                .graceful_shutdown_timeout
+                .map_or(10, |d| secs_ceil(d.0)),
+        ),
         upstream_keepalive_pool_size: basic.upstream_keepalive_pool_size.unwrap_or(1024),
         ..ServerConf::default()
     };
-    let opt = Opt { upgrade: opts.upgrade, daemon: opts.daemon, ..Opt::default() };
+    let opt = Opt {
+        upgrade: opts.upgrade,
+        daemon: opts.daemon,
+        ..Opt::default()
+    };
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
     let state = Arc::new(ArcSwap::from_pointee(snapshot));
     for (name, sc) in &config.servers {
-        let proxy = Proxy { server: Arc::from(name.as_str()), state: state.clone(), tls: sc.tls };
+        let proxy = Proxy {
+            server: Arc::from(name.as_str()),
+            state: state.clone(),
+            tls: sc.tls,
+        };
         let mut service = pingora_proxy::http_proxy_service_with_name(
             &server.configuration,
             proxy,
@@ -143,13 +160,18 @@ pub fn run(config: &Config, snapshot: Snapshot, sink: Arc<Sink>, opts: ProcessOp
         service.threads = sc.threads.or(basic.threads);
         server.add_service(service);
     }
-    server.add_service(background_service("maintenance", Maintenance { state, sink }));
+    server.add_service(background_service(
+        "maintenance",
+        Maintenance { state, sink },
+    ));
 
     if !opts.daemon {
         write_pid_file(&opts.pid_file);
     }
     tracing::info!(servers = config.servers.len(), "louailink started");
-    server.run(RunArgs { shutdown_signal: Box::new(Signals) });
+    server.run(RunArgs {
+        shutdown_signal: Box::new(Signals),
+    });
     Ok(())
 }
 

@@ -49,14 +49,20 @@ pub struct Snapshot {
 
 impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Snapshot").field("servers", &self.servers.len()).finish()
+        f.debug_struct("Snapshot")
+            .field("servers", &self.servers.len())
+            .finish()
     }
 }
 
 impl Snapshot {
     /// Builds a snapshot, reusing unchanged upstreams and plugins of `previous`.
     /// Errors are collected, each naming its item.
-    pub async fn build(config: &Config, previous: Option<&Snapshot>, sink: &Arc<Sink>) -> Result<Self, Vec<String>> {
+    pub async fn build(
+        config: &Config,
+        previous: Option<&Snapshot>,
+        sink: &Arc<Sink>,
+    ) -> Result<Self, Vec<String>> {
         let mut errors = Vec::new();
 
         let mut upstreams = HashMap::new();
@@ -91,8 +97,10 @@ impl Snapshot {
                 Err(e) => errors.push(format!("plugins.{name}: {e}")),
             }
         }
-        let plugin_refs: HashMap<String, Arc<dyn Plugin>> =
-            plugins.iter().map(|(k, (_, p))| (k.clone(), p.clone())).collect();
+        let plugin_refs: HashMap<String, Arc<dyn Plugin>> = plugins
+            .iter()
+            .map(|(k, (_, p))| (k.clone(), p.clone()))
+            .collect();
 
         let mut locations = HashMap::new();
         for (name, conf) in &config.locations {
@@ -126,7 +134,9 @@ impl Snapshot {
             .filter_map(|p| match parse_net(p) {
                 Some(n) => Some(n),
                 None => {
-                    errors.push(format!("basic: trusted_proxies: {p:?} is not an IP or CIDR"));
+                    errors.push(format!(
+                        "basic: trusted_proxies: {p:?} is not an IP or CIDR"
+                    ));
                     None
                 }
             })

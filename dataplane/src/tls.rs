@@ -2,8 +2,8 @@
 
 use ahash::AHashMap;
 use louailink_shared::CertificateConf;
-use pingora::tls::{ClientHello, ResolvesServerCert};
 use pingora::tls::sign::CertifiedKey;
+use pingora::tls::{ClientHello, ResolvesServerCert};
 use std::sync::Arc;
 
 /// The certificates of one snapshot, indexed by name.
@@ -17,7 +17,9 @@ pub struct CertStore {
 
 impl CertStore {
     /// Loads every certificate; errors name the item.
-    pub fn build<'a>(items: impl Iterator<Item = (&'a String, &'a CertificateConf)>) -> Result<Self, String> {
+    pub fn build<'a>(
+        items: impl Iterator<Item = (&'a String, &'a CertificateConf)>,
+    ) -> Result<Self, String> {
         let provider = rustls::crypto::ring::default_provider();
         let mut store = CertStore::default();
         for (name, conf) in items {
@@ -34,7 +36,10 @@ impl CertStore {
             let domains: Vec<String> = if conf.domains.is_empty() {
                 loaded.names
             } else {
-                conf.domains.iter().map(|d| d.to_ascii_lowercase()).collect()
+                conf.domains
+                    .iter()
+                    .map(|d| d.to_ascii_lowercase())
+                    .collect()
             };
             for d in domains {
                 match d.strip_prefix('*') {

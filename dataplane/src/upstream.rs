@@ -7,8 +7,8 @@ use louailink_shared::{Alpn, Discovery, UpstreamConf};
 use pingora::lb::discovery::ServiceDiscovery;
 use pingora::lb::health_check::{HttpHealthCheck, TcpHealthCheck};
 use pingora::lb::selection::{consistent::KetamaHashing, BackendIter, BackendSelection};
-use pingora::lb::{Backend, Backends, LoadBalancer};
 use pingora::lb::selection::{Random, RoundRobin};
+use pingora::lb::{Backend, Backends, LoadBalancer};
 use pingora::protocols::ALPN;
 use pingora::upstreams::peer::HttpPeer;
 use pingora_http::RequestHeader;
@@ -80,7 +80,10 @@ impl Selector {
     }
 }
 
-fn make_lb<S>(discovery: Resolver, hc: Option<Box<dyn pingora::lb::health_check::HealthCheck + Send + Sync>>) -> LoadBalancer<S>
+fn make_lb<S>(
+    discovery: Resolver,
+    hc: Option<Box<dyn pingora::lb::health_check::HealthCheck + Send + Sync>>,
+) -> LoadBalancer<S>
 where
     S: BackendSelection + 'static,
     S::Iter: BackendIter,
@@ -147,38 +150,50 @@ impl Upstream {
                 .map(|a| a.host.clone())
                 .unwrap_or_default()
         });
-        let health = conf.health_check.as_deref().map(patterns::parse_health_check).transpose()?;
+        let health = conf
+            .health_check
+            .as_deref()
+            .map(patterns::parse_health_check)
+            .transpose()?;
         let hc: Option<Box<dyn pingora::lb::health_check::HealthCheck + Send + Sync>> =
-            health.as_ref().map(|h| -> Box<dyn pingora::lb::health_check::HealthCheck + Send + Sync> {
-                match &h.http {
-                    Some((host, path)) => {
-                        let mut check = HttpHealthCheck::new(host, tls);
-                        if let Ok(mut req) = RequestHeader::build("GET", path.as_bytes(), None) {
-                            let _ = req.append_header("Host", host.as_str());
-                            let _ = req.append_header("User-Agent", "louailink-health-check");
-                            check.req = req;
+            health.as_ref().map(
+                |h| -> Box<dyn pingora::lb::health_check::HealthCheck + Send + Sync> {
+                    match &h.http {
+                        Some((host, path)) => {
+                            let mut check = HttpHealthCheck::new(host, tls);
+                            if let Ok(mut req) = RequestHeader::build("GET", path.as_bytes(), None)
+                            {
+                                let _ = req.append_header("Host", host.as_str());
+                                let _ = req.append_header("User-Agent", "louailink-health-check");
+                                check.req = req;
+                            }
+                            check.consecutive_success = h.success;
+                            check.consecutive_failure = h.failure;
+                            check.peer_template.options.connection_timeout = Some(h.timeout);
+                            check.peer_template.options.read_timeout = Some(h.timeout);
+                            check.peer_template.options.verify_cert =
+                                conf.verify_cert.unwrap_or(true);
+                            check.peer_template.options.verify_hostname =
+                                conf.verify_cert.unwrap_or(true);
+                            if tls && !sni.is_empty() {
+                                check.peer_template.sni = sni.clone();
+                            }
+                            Box::new(check)
                         }
-                        check.consecutive_success = h.success;
-                        check.consecutive_failure = h.failure;
-                        check.peer_template.options.connection_timeout = Some(h.timeout);
-                        check.peer_template.options.read_timeout = Some(h.timeout);
-                        check.peer_template.options.verify_cert = conf.verify_cert.unwrap_or(true);
-                        check.peer_template.options.verify_hostname = conf.verify_cert.unwrap_or(true);
-                        if tls && !sni.is_empty() {
-                            check.peer_template.sni = sni.clone();
+                        None => {
+                            let mut check = TcpHealthCheck::new();
+                            check.consecutive_success = h.success;
+                            check.consecutive_failure = h.failure;
+                            check.peer_template.options.connection_timeout = Some(h.timeout);
+                            check
                         }
-                        Box::new(check)
                     }
-                    None => {
-                        let mut check = TcpHealthCheck::new();
-                        check.consecutive_success = h.success;
-                        check.consecutive_failure = h.failure;
-                        check.peer_template.options.connection_timeout = Some(h.timeout);
-                        check
-                    }
-                }
-            });
-        let discovery = Resolver { addrs, ipv4_only: conf.ipv4_only };
+                },
+            );
+        let discovery = Resolver {
+            addrs,
+            ipv4_only: conf.ipv4_only,
+        };
         let selector = match patterns::parse_algo(conf.algo.as_deref())? {
             Algo::RoundRobin => Selector::RoundRobin(make_lb(discovery, hc)),
             Algo::Random => Selector::Random(make_lb(discovery, hc)),
@@ -233,7 +248,11 @@ impl Upstream {
     }
 
     /// Chooses a healthy backend not in `failed`; `key` feeds consistent hashing.
-    pub fn select(&self, key: &[u8], failed: &[SocketAddr]) -> Option<(SocketAddr, Option<UpstreamGuard>)> {
+    pub fn select(
+        &self,
+        key: &[u8],
+        failed: &[SocketAddr],
+    ) -> Option<(SocketAddr, Option<UpstreamGuard>)> {
         let accept = |b: &Backend, healthy: bool| {
             healthy && b.addr.as_inet().is_some_and(|a| !failed.contains(a))
         };

@@ -5,11 +5,11 @@
 
 use crate::ctx::RequestCtx;
 use http::HeaderValue;
-use std::collections::HashSet;
-use std::sync::Mutex;
 use pingora_proxy::Session;
+use std::collections::HashSet;
 use std::fmt::Write;
 use std::sync::Arc;
+use std::sync::Mutex;
 
 /// One piece of a template.
 #[allow(missing_docs)]
@@ -56,7 +56,9 @@ impl Template {
                     .find('}')
                     .ok_or_else(|| format!("unclosed \"${{\" in {value:?}"))?;
                 let name = &braced[..end];
-                if name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                if name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
                     && !name.is_empty()
                 {
                     // `${ENV_NAME}` comes from the environment.
@@ -167,7 +169,12 @@ fn render_part(part: &Part, session: &Session, ctx: &RequestCtx, out: &mut Strin
             }
         }
         Part::Header(name) => {
-            if let Some(v) = session.req_header().headers.get(name).and_then(|v| v.to_str().ok()) {
+            if let Some(v) = session
+                .req_header()
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+            {
                 out.push_str(v);
             }
         }
@@ -264,7 +271,9 @@ pub fn expand_outer_vars<'a>(
     for name in names {
         // `$$` is a literal `$` in regex replacement syntax, so escape values.
         let value = ctx.var(&name).unwrap_or("").replace('$', "$$");
-        s = s.replace(&format!("${{{name}}}"), &value).replace(&format!("${name}"), &value);
+        s = s
+            .replace(&format!("${{{name}}}"), &value)
+            .replace(&format!("${name}"), &value);
     }
     std::borrow::Cow::Owned(s)
 }
@@ -275,9 +284,14 @@ mod tests {
 
     #[test]
     fn compiles_fixed_and_dynamic() {
-        assert!(matches!(Template::compile("plain").unwrap(), Template::Fixed(_)));
+        assert!(matches!(
+            Template::compile("plain").unwrap(),
+            Template::Fixed(_)
+        ));
         let t = Template::compile("pre-$host-post").unwrap();
-        let Template::Dynamic(parts) = t else { panic!("expected dynamic") };
+        let Template::Dynamic(parts) = t else {
+            panic!("expected dynamic")
+        };
         assert!(matches!(parts[0], Part::Text(ref s) if s == "pre-"));
         assert!(matches!(parts[1], Part::Host));
         assert!(matches!(parts[2], Part::Text(ref s) if s == "-post"));
@@ -289,7 +303,10 @@ mod tests {
     #[test]
     fn outer_vars_of_rewrite() {
         let re = regex::Regex::new("^/api/(?<rest>.*)$").unwrap();
-        assert_eq!(outer_vars("/$tenant/${rest}/$1", &re), vec!["tenant".to_string()]);
+        assert_eq!(
+            outer_vars("/$tenant/${rest}/$1", &re),
+            vec!["tenant".to_string()]
+        );
         assert!(outer_vars("/$rest", &re).is_empty());
     }
 

@@ -565,6 +565,12 @@ impl Louailink {
 
 impl Drop for Louailink {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let diag = self.diagnostics();
+            let lines: Vec<&str> = diag.lines().collect();
+            let tail = lines[lines.len().saturating_sub(80)..].join("\n");
+            eprintln!("=== louailink (pid {}) at test failure, last lines ===\n{tail}", self.pid);
+        }
         if !self.is_running() {
             return;
         }

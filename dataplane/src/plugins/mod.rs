@@ -50,12 +50,20 @@ pub trait Plugin: Send + Sync {
     fn category(&self) -> &'static str;
 
     /// After the location matched, before an upstream is chosen.
-    async fn request(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> pingora::Result<Flow> {
+    async fn request(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> pingora::Result<Flow> {
         Ok(Flow::Continue)
     }
 
     /// After the upstream peer is chosen, before connecting.
-    async fn proxy_upstream(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> pingora::Result<Flow> {
+    async fn proxy_upstream(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> pingora::Result<Flow> {
         Ok(Flow::Continue)
     }
 
