@@ -167,6 +167,40 @@ fn human_bytes(out: &mut String, n: usize) {
     };
 }
 
+thread_local! {
+    /// The last formatted second, per thread: formatting a date costs more than a line.
+    static WHEN_CACHE: std::cell::RefCell<[(i64, String); 2]> =
+        const { std::cell::RefCell::new([(i64::MIN, String::new()), (i64::MIN, String::new())]) };
+}
+
+/// `{when}` (local, nginx style) or `{when_utc_iso}` (UTC, with milliseconds).
+fn write_when(out: &mut String, utc_iso: bool) {
+    let now = chrono::Utc::now();
+    let secs = now.timestamp();
+    WHEN_CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let (cached_secs, text) = &mut cache[usize::from(utc_iso)];
+        if *cached_secs != secs {
+            text.clear();
+            let _ = if utc_iso {
+                write!(text, "{}", now.format("%Y-%m-%dT%H:%M:%S"))
+            } else {
+                write!(
+                    text,
+                    "{}",
+                    now.with_timezone(&chrono::Local)
+                        .format("%d/%b/%Y:%H:%M:%S %z")
+                )
+            };
+            *cached_secs = secs;
+        }
+        out.push_str(text);
+    });
+    if utc_iso {
+        let _ = write!(out, ".{:03}Z", now.timestamp_subsec_millis());
+    }
+}
+
 fn millis(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -224,16 +258,8 @@ fn write_tag(out: &mut String, tag: LogTag, session: &Session, ctx: &RequestCtx)
             )
         }
         LogTag::RequestId => return or_dash(out, Some(&ctx.request_id)),
-        LogTag::When => write!(
-            out,
-            "{}",
-            chrono::Local::now().format("%d/%b/%Y:%H:%M:%S %z")
-        ),
-        LogTag::WhenUtcIso => write!(
-            out,
-            "{}",
-            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        ),
+        LogTag::When => return write_when(out, false),
+        LogTag::WhenUtcIso => return write_when(out, true),
         LogTag::WhenUnix => write!(out, "{}", chrono::Utc::now().timestamp_millis()),
         LogTag::Location => return or_dash(out, ctx.location.as_ref().map(|l| &*l.name)),
         LogTag::Upstream => return or_dash(out, ctx.upstream.as_ref().map(|u| &*u.name)),

@@ -109,7 +109,7 @@ pub fn run(
                 .graceful_shutdown_timeout
                 .map_or(10, |d| secs_ceil(d.0)),
         ),
-        upstream_keepalive_pool_size: basic.upstream_keepalive_pool_size.unwrap_or(1024),
+        upstream_keepalive_pool_size: keepalive_pool_size(config),
         ..ServerConf::default()
     };
     let opt = Opt {
@@ -173,6 +173,23 @@ pub fn run(
         shutdown_signal: Box::new(Signals),
     });
     Ok(())
+}
+
+/// pingora keeps one idle-connection pool per server process: size it for the sum of the
+/// upstreams' `keepalive_pool_size` per backend, unless `basic` sets it outright.
+fn keepalive_pool_size(config: &Config) -> usize {
+    const DEFAULT: usize = 128;
+    config
+        .basic
+        .upstream_keepalive_pool_size
+        .unwrap_or_else(|| {
+            let wanted: usize = config
+                .upstreams
+                .values()
+                .map(|u| u.keepalive_pool_size.unwrap_or(0) * u.addrs.0.len())
+                .sum();
+            wanted.max(DEFAULT)
+        })
 }
 
 fn num_cpus() -> usize {

@@ -1,6 +1,6 @@
 //! Error responses: short bodies, JSON when the client accepts JSON, `basic.error_template`.
 
-use louailink_tests::{free_port, Client, Louailink, Single};
+use louailink_tests::{free_port, Client, Louailink, RawConn, Single};
 
 async fn not_found(c: &Client, accept: &str) -> louailink_tests::Reply {
     Client::send(
@@ -68,4 +68,37 @@ async fn error_template_shapes_error_bodies() {
     let reply = not_found(&s.client, "text/html").await;
     assert_eq!(reply.status, 404);
     assert!(reply.body.contains("<p>oops 404: "), "body: {}", reply.body);
+}
+
+#[tokio::test]
+async fn a_connection_announced_as_kept_alive_after_an_error_stays_usable() {
+    let port = free_port();
+    let config = louailink_tests::OneRoute {
+        port,
+        upstream: &format!("addrs = [\"127.0.0.1:{}\"]", free_port()),
+        location: "path = \"/dead\"",
+        ..Default::default()
+    }
+    .toml();
+    let _lk = Louailink::start(&config).await;
+    for path in ["/dead", "/not-found"] {
+        let mut conn = RawConn::connect(port).await;
+        conn.send(format!("GET {path} HTTP/1.1\r\nHost: k.test\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let first = conn.read_response().await.expect("an error response");
+        assert!(first.status >= 400, "{path}: {}", first.status);
+        if first.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close")) {
+            continue;
+        }
+        // Not announced as closing: a client may reuse the connection, so it must work.
+        let reused = conn.send(format!("GET {path} HTTP/1.1\r\nHost: k.test\r\n\r\n").as_bytes()).await;
+        let second = conn.read_response().await;
+        assert!(
+            reused.is_ok() && second.is_some(),
+            "{path}: {} with {:?} but the connection was closed",
+            first.status,
+            first.header("connection")
+        );
+    }
 }

@@ -21,11 +21,16 @@ async fn proxy(backends: &[&Backend], health_check: &str) -> (Louailink, Client)
     (lk, Client::h1(port))
 }
 
-/// Which backends answered `n` sequential requests (a failed request counts as its status).
+/// Which backends answered `n` sequential requests (a failed request counts as its status,
+/// or as "transport error").
 async fn answered_by(c: &Client, n: usize) -> Vec<String> {
     let mut out = Vec::new();
     for _ in 0..n {
-        out.push(c.get("h.test", "/").await.backend());
+        let req = c.request(reqwest::Method::GET, "h.test", "/");
+        out.push(match Client::try_send(req).await {
+            Ok(reply) => reply.backend(),
+            Err(_) => "transport error".to_string(),
+        });
     }
     out
 }
