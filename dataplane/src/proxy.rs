@@ -31,7 +31,11 @@ pub struct Proxy {
 
 /// The request host without port, from the absolute URI / `:authority`, else `Host`.
 fn request_host(req: &RequestHeader) -> Option<&str> {
-    let raw = match req.uri.host() {
+    let raw = match req
+        .uri
+        .host()
+        .or_else(|| absolute_form_authority(req.raw_path()))
+    {
         Some(h) => h,
         None => req.headers.get(http::header::HOST)?.to_str().ok()?,
     };
@@ -44,6 +48,34 @@ fn request_host(req: &RequestHeader) -> Option<&str> {
         }
     };
     (!host.is_empty()).then_some(host)
+}
+
+/// The authority of an absolute-form request target (`GET http://a.com/x HTTP/1.1`), which
+/// pingora keeps only in the raw target.
+fn absolute_form_authority(target: &[u8]) -> Option<&str> {
+    let rest = target
+        .strip_prefix(b"http://")
+        .or_else(|| target.strip_prefix(b"https://"))?;
+    let end = rest
+        .iter()
+        .position(|b| matches!(b, b'/' | b'?'))
+        .unwrap_or(rest.len());
+    let authority = std::str::from_utf8(&rest[..end]).ok()?;
+    // Drop any userinfo; it is not part of the host.
+    Some(authority.rsplit_once('@').map_or(authority, |(_, h)| h))
+}
+
+/// Requests whose header block is larger than this get 431 (pingora's own cap is 1 MiB).
+const MAX_REQUEST_HEADER_BYTES: usize = 64 * 1024;
+
+/// Approximate size of the request line and headers as received.
+fn header_bytes(req: &RequestHeader) -> usize {
+    req.raw_path().len()
+        + req
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>()
 }
 
 /// The client IP: the TCP peer, unless the peer is a trusted proxy, in which case the
@@ -220,6 +252,12 @@ impl ProxyHttp for Proxy {
                 .reply_error(session, ctx, 503, "this server is being reconfigured")
                 .await;
         };
+        if header_bytes(session.req_header()) > MAX_REQUEST_HEADER_BYTES {
+            session.set_keepalive(None);
+            return self
+                .reply_error(session, ctx, 431, "request header fields too large")
+                .await;
+        }
         if let Some(t) = server.keepalive_timeout {
             session.set_keepalive(Some(t.as_secs()));
         }
@@ -434,6 +472,9 @@ impl ProxyHttp for Proxy {
                 upstream_request.insert_header("X-Real-IP", ip.to_string())?;
             }
         }
+        if ctx.upstream.as_ref().is_some_and(|u| u.no_reuse()) {
+            upstream_request.insert_header(http::header::CONNECTION, "close")?;
+        }
         for h in &loc.proxy_set_headers {
             match h.value.render(session, ctx) {
                 Some(v) => upstream_request.insert_header(h.name, v)?,
@@ -504,6 +545,8 @@ impl ProxyHttp for Proxy {
     ) -> FailToProxy {
         let status = status_for(e);
         if status > 0 && session.response_written().is_none() {
+            // pingora will not reuse this connection: say so instead of promising keep-alive.
+            session.set_keepalive(None);
             let message = match e.etype() {
                 pingora::ErrorType::HTTPStatus(_) => {
                     e.context.as_ref().map(|c| c.as_str().to_string())
@@ -557,6 +600,11 @@ mod tests {
         let mut req = RequestHeader::build("GET", b"/x", None).unwrap();
         req.set_uri("http://abs.com:81/x".parse().unwrap());
         assert_eq!(request_host(&req), Some("abs.com"));
+        assert_eq!(
+            absolute_form_authority(b"http://u@abs.com:81/x?y"),
+            Some("abs.com:81")
+        );
+        assert_eq!(absolute_form_authority(b"/x"), None);
     }
 
     #[test]

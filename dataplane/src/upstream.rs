@@ -142,14 +142,12 @@ impl Upstream {
             return Err("addrs is empty".into());
         }
         let tls = conf.tls || addrs.iter().any(|a| a.tls);
-        let sni = conf.sni.clone().unwrap_or_else(|| {
-            // Default SNI: the host name when the backend is written as a name.
-            addrs
-                .iter()
-                .find(|a| a.host.parse::<std::net::IpAddr>().is_err())
-                .map(|a| a.host.clone())
-                .unwrap_or_default()
-        });
+        // Default SNI: the first backend's host (a name, or an IP that rustls then checks
+        // against the certificate's IP SANs without sending SNI).
+        let sni = conf
+            .sni
+            .clone()
+            .unwrap_or_else(|| addrs.first().map(|a| a.host.clone()).unwrap_or_default());
         let health = conf
             .health_check
             .as_deref()
@@ -306,6 +304,11 @@ impl Upstream {
             o.max_h2_streams = 128;
         }
         Box::new(peer)
+    }
+
+    /// `idle_timeout = "0s"`: every request gets a fresh connection.
+    pub fn no_reuse(&self) -> bool {
+        self.idle_timeout.is_some_and(|d| d.is_zero())
     }
 
     /// Health of every backend (address, healthy), for status and metrics.

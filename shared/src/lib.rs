@@ -11,6 +11,7 @@ pub mod model;
 pub mod patterns;
 pub mod plugins;
 pub mod sources;
+pub mod storage;
 pub mod validate;
 pub mod values;
 

@@ -58,7 +58,7 @@ struct Options {
 
 struct Shared {
     opts: Options,
-    healthy: AtomicBool,
+    healthy: Arc<AtomicBool>,
     hits: AtomicUsize,
     health_hits: AtomicUsize,
     connections: AtomicUsize,
@@ -110,7 +110,7 @@ impl BackendBuilder {
         let port = self.port.unwrap_or_else(crate::free_port);
         let shared = Arc::new(Shared {
             opts: self.opts,
-            healthy: AtomicBool::new(true),
+            healthy: Arc::new(AtomicBool::new(true)),
             hits: AtomicUsize::new(0),
             health_hits: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
@@ -214,6 +214,11 @@ impl Backend {
     /// What `/healthz` answers: 200 when true, 500 when false.
     pub fn set_healthy(&self, healthy: bool) {
         self.shared.healthy.store(healthy, Ordering::SeqCst);
+    }
+
+    /// The flag behind `/healthz` (true = 200), for tests that flip it from elsewhere.
+    pub fn health_flag(&self) -> Arc<AtomicBool> {
+        self.shared.healthy.clone()
     }
 
     /// Lets a `/gated` stream send its next chunk.

@@ -32,12 +32,15 @@ impl Resolve for Loopback {
     }
 }
 
+type MakeBuilder = Arc<dyn Fn() -> reqwest::ClientBuilder + Send + Sync>;
+
 /// An HTTP client bound to one proxy port.
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     scheme: &'static str,
     port: u16,
+    make: MakeBuilder,
 }
 
 fn base() -> reqwest::ClientBuilder {
@@ -49,41 +52,53 @@ fn base() -> reqwest::ClientBuilder {
         .redirect(reqwest::redirect::Policy::none())
 }
 
+fn root(der: &[u8]) -> reqwest::Certificate {
+    reqwest::Certificate::from_der(der).expect("CA certificate")
+}
+
 impl Client {
-    fn new(builder: reqwest::ClientBuilder, scheme: &'static str, port: u16) -> Client {
+    fn new(make: MakeBuilder, scheme: &'static str, port: u16) -> Client {
         Client {
-            http: builder.build().expect("reqwest client"),
+            http: make().build().expect("reqwest client"),
             scheme,
             port,
+            make,
         }
     }
 
     /// HTTP/1.1 over plain TCP.
     pub fn h1(port: u16) -> Client {
-        Self::new(base().http1_only(), "http", port)
+        Self::new(Arc::new(|| base().http1_only()), "http", port)
     }
 
     /// HTTP/2 with prior knowledge (h2c) over plain TCP.
     pub fn h2c(port: u16) -> Client {
-        Self::new(base().http2_prior_knowledge(), "http", port)
+        Self::new(Arc::new(|| base().http2_prior_knowledge()), "http", port)
     }
 
     /// HTTPS trusting only `ca`; ALPN offers h2 and http/1.1.
     pub fn tls(port: u16, ca: &TestCa) -> Client {
-        Self::new(base().tls_certs_only([Self::root(ca)]), "https", port)
-    }
-
-    /// HTTPS trusting only `ca`, HTTP/1.1 only.
-    pub fn tls_h1(port: u16, ca: &TestCa) -> Client {
+        let der = ca.cert_der();
         Self::new(
-            base().tls_certs_only([Self::root(ca)]).http1_only(),
+            Arc::new(move || base().tls_certs_only([root(&der)])),
             "https",
             port,
         )
     }
 
-    fn root(ca: &TestCa) -> reqwest::Certificate {
-        reqwest::Certificate::from_der(&ca.cert_der()).expect("CA certificate")
+    /// HTTPS trusting only `ca`, HTTP/1.1 only.
+    pub fn tls_h1(port: u16, ca: &TestCa) -> Client {
+        let der = ca.cert_der();
+        Self::new(
+            Arc::new(move || base().tls_certs_only([root(&der)]).http1_only()),
+            "https",
+            port,
+        )
+    }
+
+    /// The same kind of client with its own, empty connection pool.
+    pub fn clone_fresh(&self) -> Client {
+        Self::new(self.make.clone(), self.scheme, self.port)
     }
 
     /// `scheme://host:port/path`.

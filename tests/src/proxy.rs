@@ -440,6 +440,25 @@ impl Louailink {
         Self::builder().toml(config).check()
     }
 
+    /// Runs `louailink -t -c <path>` on an existing file or directory, as is.
+    pub fn check_path(path: &Path) -> CmdOutput {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let output = Command::new(crate::louailink_bin())
+            .arg("-t")
+            .arg("-c")
+            .arg(path)
+            .env("HOME", dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run louailink -t");
+        CmdOutput {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            log: String::new(),
+        }
+    }
+
     /// The process id (the daemon's for `-d`).
     pub fn pid(&self) -> i32 {
         self.pid
@@ -463,6 +482,11 @@ impl Louailink {
     /// Current content of the `--log` file.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// What the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.txt")).unwrap_or_default()
     }
 
     fn diagnostics(&self) -> String {
@@ -569,7 +593,10 @@ impl Drop for Louailink {
             let diag = self.diagnostics();
             let lines: Vec<&str> = diag.lines().collect();
             let tail = lines[lines.len().saturating_sub(80)..].join("\n");
-            eprintln!("=== louailink (pid {}) at test failure, last lines ===\n{tail}", self.pid);
+            eprintln!(
+                "=== louailink (pid {}) at test failure, last lines ===\n{tail}",
+                self.pid
+            );
         }
         if !self.is_running() {
             return;

@@ -94,6 +94,11 @@ impl OneRoute<'_> {
         out.push('\n');
         out
     }
+
+    /// Starts louailink on this config; returns it with an HTTP/1.1 client for `port`.
+    pub async fn start(&self) -> (Louailink, Client) {
+        (Louailink::start(&self.toml()).await, Client::h1(self.port))
+    }
 }
 
 /// One echo backend `b` behind one location: the common case.

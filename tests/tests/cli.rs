@@ -28,33 +28,38 @@ async fn test_flag_accepts_a_valid_config_without_serving() {
 }
 
 #[tokio::test]
-async fn log_flag_writes_the_log_file() {
+async fn log_flag_sends_the_logs_to_the_file_instead_of_stderr() {
     let b = Backend::start("b");
     let lk = Louailink::start(&proxy_config(free_port(), &b)).await;
     wait_until("something in the --log file", WAIT, || async {
         (!lk.log().trim().is_empty()).then_some(())
     })
     .await;
+    assert!(
+        !lk.stderr().contains("INFO"),
+        "logs on stderr despite --log: {}",
+        lk.stderr()
+    );
 }
 
 #[tokio::test]
 async fn daemon_writes_its_pid_file_and_serves() {
     let b = Backend::start("b");
     let port = free_port();
+    // start_daemon waits for the launcher to exit 0 and reads the pid file.
     let mut lk = Louailink::builder()
         .toml(&proxy_config(port, &b))
         .start_daemon()
         .await;
-    let pid: i32 = std::fs::read_to_string(lk.pid_file())
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert_eq!(pid, lk.pid());
     Client::h1(port).get("d.test", "/").await.expect_status(200);
+    // The pid in the pid file is the process that serves: stopping it stops the service.
     lk.signal(libc::SIGTERM);
     lk.wait_exit(WAIT).await;
     assert!(!lk.is_running(), "daemon still running after SIGTERM");
+    assert!(
+        refuses(port),
+        "something still serves after the pid-file process stopped"
+    );
 }
 
 #[tokio::test]
@@ -75,10 +80,10 @@ async fn sigquit_lets_in_flight_requests_finish() {
     let b = Backend::start("b");
     let port = free_port();
     let config = proxy_config(port, &b)
-        + "[basic]\ngrace_period = \"5s\"\ngraceful_shutdown_timeout = \"5s\"\n";
+        + "[basic]\ngrace_period = \"2s\"\ngraceful_shutdown_timeout = \"2s\"\n";
     let mut lk = Louailink::start(&config).await;
     let c = Client::h1(port);
-    let in_flight = tokio::spawn(async move { c.get("q.test", "/slow?delay_ms=1500").await });
+    let in_flight = tokio::spawn(async move { c.get("q.test", "/slow?delay_ms=1000").await });
     wait_until("the request to reach the backend", WAIT, || async {
         (b.in_flight() == 1).then_some(())
     })
@@ -163,6 +168,7 @@ async fn upgrade_takes_over_the_sockets_without_failed_requests() {
 
     stop.store(true, Ordering::SeqCst);
     let failures = load.await.unwrap();
+    assert!(sent.load(Ordering::SeqCst) > 0, "no load was sent");
     assert!(
         failures.is_empty(),
         "{} of {} requests failed: {failures:?}",
@@ -170,4 +176,22 @@ async fn upgrade_takes_over_the_sockets_without_failed_requests() {
         sent.load(Ordering::SeqCst)
     );
     drop(new);
+}
+
+#[test]
+fn shipped_example_configs_validate() {
+    let conf = louailink_tests::workspace_root().join("conf");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&conf).expect("conf/ exists") {
+        let path = entry.unwrap().path();
+        if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("toml" | "yaml" | "yml" | "json")
+        ) {
+            let out = Louailink::check_path(&path);
+            assert!(out.ok(), "{}: {out:#?}", path.display());
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no example config in {}", conf.display());
 }

@@ -4,21 +4,17 @@
 use louailink_tests::{addrs, free_port, wait_until, Backend, Client, Louailink, OneRoute, WAIT};
 
 async fn proxy(backends: &[&Backend], health_check: &str) -> (Louailink, Client) {
-    let port = free_port();
     let upstream = format!(
         "addrs = {}\nhealth_check = \"{health_check}\"",
         addrs(backends)
     );
-    let lk = Louailink::start(
-        &OneRoute {
-            port,
-            upstream: &upstream,
-            ..Default::default()
-        }
-        .toml(),
-    )
-    .await;
-    (lk, Client::h1(port))
+    OneRoute {
+        port: free_port(),
+        upstream: &upstream,
+        ..Default::default()
+    }
+    .start()
+    .await
 }
 
 /// Which backends answered `n` sequential requests (a failed request counts as its status,

@@ -185,3 +185,24 @@ async fn certificates_can_be_file_paths() {
         .await
         .expect_status(200);
 }
+
+#[tokio::test]
+async fn tls_listener_reports_the_https_scheme() {
+    let ca = TestCa::new();
+    let b = Backend::start("b");
+    let port = free_port();
+    let rest = certificate("c", &ca.leaf(&["s.test"]), "")
+        + "[locations.headers]\nupstream = \"up\"\nenable_reverse_proxy_headers = true\n\
+           proxy_set_headers = [\"X-Scheme: $scheme\"]\n\n"
+        + &format!(
+            "[servers.tls]\naddr = \"127.0.0.1:{port}\"\nlocations = [\"headers\"]\ntls = true\n"
+        );
+    let _lk = Louailink::start(&config(&b, &rest)).await;
+    let echo = Client::tls(port, &ca)
+        .get("s.test", "/")
+        .await
+        .expect_status(200)
+        .echo();
+    assert_eq!(echo.header("x-scheme"), Some("https"));
+    assert_eq!(echo.header("x-forwarded-proto"), Some("https"));
+}

@@ -171,9 +171,21 @@ async fn location_with_a_host_never_matches_a_request_without_one() {
 
 #[tokio::test]
 async fn absolute_form_uri_authority_is_the_request_host() {
-    let r = Routes::start(&[("abs", r#"host = "abs.test""#), ("other", r#"host = "other.test""#)]).await;
-    let resp = raw_request(r.port, b"GET http://abs.test/x HTTP/1.0\r\n\r\n").await.expect("a response");
-    assert_eq!(resp.header("x-backend"), Some("abs"), "{} {}", resp.status, resp.text());
+    let r = Routes::start(&[
+        ("abs", r#"host = "abs.test""#),
+        ("other", r#"host = "other.test""#),
+    ])
+    .await;
+    let resp = raw_request(r.port, b"GET http://abs.test/x HTTP/1.0\r\n\r\n")
+        .await
+        .expect("a response");
+    assert_eq!(
+        resp.header("x-backend"),
+        Some("abs"),
+        "{} {}",
+        resp.status,
+        resp.text()
+    );
     // A Host header that disagrees must not win (rejecting the request is fine too).
     let req = b"GET http://abs.test/x HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n";
     let resp = raw_request(r.port, req).await.expect("a response");

@@ -7,18 +7,14 @@ use std::time::Duration;
 
 /// One location proxying to an upstream with these lines; returns the proxy and a client.
 async fn proxy(upstream: &str, location: &str) -> (Louailink, Client) {
-    let port = free_port();
-    let lk = Louailink::start(
-        &OneRoute {
-            port,
-            upstream,
-            location,
-            ..Default::default()
-        }
-        .toml(),
-    )
-    .await;
-    (lk, Client::h1(port))
+    OneRoute {
+        port: free_port(),
+        upstream,
+        location,
+        ..Default::default()
+    }
+    .start()
+    .await
 }
 
 fn count(replies: &[String]) -> BTreeMap<String, usize> {
@@ -74,53 +70,66 @@ async fn random_sends_traffic_to_every_backend() {
 #[tokio::test]
 async fn least_conn_avoids_the_backend_with_requests_in_flight() {
     let slow = Backend::builder("slow")
-        .delay(Duration::from_secs(3))
+        .delay(Duration::from_secs(5))
         .start();
     let fast = Backend::start("fast");
     let upstream = format!("addrs = {}\nalgo = \"least_conn\"", addrs(&[&slow, &fast]));
     let (_lk, c) = proxy(&upstream, "").await;
-    let mut tasks = Vec::new();
-    for _ in 0..20 {
-        let c = c.clone();
-        tasks.push(tokio::spawn(
-            async move { c.get("u.test", "/").await.status },
-        ));
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    // Concurrent requests until one sits on `slow` (ties may go either way).
+    let mut occupiers = Vec::new();
+    louailink_tests::wait_until(
+        "a request in flight on the slow backend",
+        louailink_tests::WAIT,
+        || {
+            for _ in 0..2 {
+                let c = c.clone();
+                occupiers.push(tokio::spawn(
+                    async move { c.get("u.test", "/").await.status },
+                ));
+            }
+            let slow = &slow;
+            async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                (slow.in_flight() > 0).then_some(())
+            }
+        },
+    )
+    .await;
+    // While it is busy, every new request goes to the idle backend.
+    let mut while_busy = Vec::new();
+    while slow.in_flight() > 0 && while_busy.len() < 10 {
+        while_busy.push(c.get("u.test", "/").await.backend());
     }
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), 200);
-    }
+    assert!(!while_busy.is_empty());
     assert!(
-        slow.hits() <= 3 && fast.hits() >= 17,
-        "slow got {}, fast got {}: round robin would split 10/10",
-        slow.hits(),
-        fast.hits()
+        while_busy.iter().all(|b| b == "fast"),
+        "sent to a busy backend: {while_busy:?}"
     );
+    for o in occupiers {
+        assert_eq!(o.await.unwrap(), 200);
+    }
 }
 
 /// Three backends behind `algo`; returns them with the proxy and a client.
-async fn hashed(algo: &str, extra_basic: &str) -> ([Backend; 3], Louailink, Client) {
+async fn hashed(algo: &str, extra: &str) -> ([Backend; 3], Louailink, Client) {
     let bs = [
         Backend::start("a"),
         Backend::start("b"),
         Backend::start("c"),
     ];
-    let port = free_port();
     let upstream = format!(
         "addrs = {}\nalgo = \"{algo}\"",
         addrs(&[&bs[0], &bs[1], &bs[2]])
     );
-    let lk = Louailink::start(
-        &OneRoute {
-            port,
-            upstream: &upstream,
-            extra: extra_basic,
-            ..Default::default()
-        }
-        .toml(),
-    )
+    let (lk, c) = OneRoute {
+        port: free_port(),
+        upstream: &upstream,
+        extra,
+        ..Default::default()
+    }
+    .start()
     .await;
-    (bs, lk, Client::h1(port))
+    (bs, lk, c)
 }
 
 /// For 20 keys, 3 requests each: every key sticks to one backend, and the keys spread over
@@ -369,8 +378,9 @@ async fn read_timeout_on_a_slow_backend_gives_504() {
     )
     .await;
     assert_eq!(c.get("u.test", "/?delay_ms=5000").await.status, 504);
+    // A fresh client: whether the connection survives an error is errors.rs's business.
     assert_eq!(
-        c.get("u.test", "/").await.status,
+        c.clone_fresh().get("u.test", "/").await.status,
         200,
         "a quick answer is unaffected"
     );

@@ -1,0 +1,621 @@
+//! The etcd client: connect (optionally with user/password and TLS through rustls + ring),
+//! a paged, consistent read of the whole prefix, and the writes the control plane and the
+//! tests need: one item, a multi-item transaction that also bumps `meta/generation`, delete.
+//!
+//! Every request is bounded by the spec's timeout. Item values are the compact JSON of the
+//! model types, so `etcdctl get --prefix /louailink/locations/` shows readable JSON.
+
+use crate::items::Item;
+use crate::storage::keys::{ItemKey, KeyError, Keys};
+use crate::storage::source::EtcdSpec;
+use etcd_client::{
+    Certificate, Client, CompactionOptions, Compare, CompareOp, ConnectOptions, DeleteOptions,
+    GetOptions, Identity, TlsOptions, Txn, TxnOp, WatchOptions, WatchStream,
+};
+use serde_json::Value;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Most operations etcd accepts in one transaction (its default `--max-txn-ops`).
+pub const MAX_TXN_OPS: usize = 128;
+/// Largest request etcd accepts (its default `--max-request-bytes`, 1.5 MiB).
+pub const MAX_REQUEST_BYTES: usize = 1536 * 1024;
+/// Items per page of the initial read (halved while a page is over the 4 MiB message limit).
+pub const DEFAULT_PAGE_SIZE: usize = 500;
+/// Largest watch message accepted: one revision is at most one 1.5 MiB request, but etcd
+/// may batch many revisions into one message.
+const WATCH_MESSAGE_LIMIT: usize = 64 * 1024 * 1024;
+/// Attempts of a generation-bumping commit when another writer bumps it meanwhile.
+const COMMIT_ATTEMPTS: u32 = 8;
+
+/// An etcd failure, naming the operation and key.
+#[derive(Debug, thiserror::Error)]
+pub enum EtcdError {
+    /// The client could not be set up or could not authenticate.
+    #[error("etcd {endpoints}: cannot connect: {error}")]
+    Connect {
+        /// The endpoints, comma separated.
+        endpoints: String,
+        /// The client's error.
+        error: etcd_client::Error,
+    },
+    /// A TLS file could not be read.
+    #[error("etcd: cannot read TLS {what} file {}: {error}", path.display())]
+    TlsFile {
+        /// `ca`, `cert` or `key`.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// No answer within the timeout.
+    #[error("etcd {op} {key:?}: no answer within {timeout:?}")]
+    Timeout {
+        /// The operation (`get`, `put`, `txn`, …).
+        op: &'static str,
+        /// The key or range start.
+        key: String,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// etcd (or the transport) answered with an error.
+    #[error("etcd {op} {key:?}: {error}")]
+    Request {
+        /// The operation.
+        op: &'static str,
+        /// The key or range start.
+        key: String,
+        /// The client's error.
+        error: etcd_client::Error,
+    },
+    /// The revision asked for is compacted.
+    #[error("etcd {op} {key:?}: revision {revision} is compacted")]
+    Compacted {
+        /// The operation.
+        op: &'static str,
+        /// The key or range start.
+        key: String,
+        /// The revision asked for.
+        revision: i64,
+    },
+    /// A lease expired or could not be kept alive.
+    #[error("etcd lease for {key:?}: {message}")]
+    Lease {
+        /// The key bound to the lease.
+        key: String,
+        /// What happened.
+        message: String,
+    },
+    /// A transaction that etcd would refuse (too many operations, too large, duplicate keys).
+    #[error("etcd transaction refused before sending: {0}")]
+    Txn(String),
+    /// `meta/generation` kept changing under concurrent writers.
+    #[error("etcd commit: meta/generation changed under us {0} times in a row; giving up")]
+    Conflict(u32),
+    /// An item could not be encoded.
+    #[error("cannot encode {key} as JSON: {error}")]
+    Encode {
+        /// The item.
+        key: String,
+        /// The serializer's error.
+        error: serde_json::Error,
+    },
+    /// A bad prefix, kind or name.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+impl EtcdError {
+    /// True when etcd could not be reached (as opposed to refusing a request).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            EtcdError::Timeout { .. } | EtcdError::Connect { .. } => true,
+            EtcdError::Request { error, .. } => {
+                matches!(
+                    error,
+                    etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_)
+                ) || matches!(error, etcd_client::Error::GRpcStatus(s)
+                    if s.code() == tonic::Code::Unavailable)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// One key and its value as read from etcd.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawEntry {
+    /// The full key (lossily decoded if not UTF-8).
+    pub key: String,
+    /// The value bytes.
+    pub value: Vec<u8>,
+    /// The revision of the last change of this key.
+    pub mod_revision: i64,
+}
+
+/// The result of reading the whole prefix at one revision.
+#[derive(Clone, Debug, Default)]
+pub struct PrefixRead {
+    /// The store revision the read saw.
+    pub revision: i64,
+    /// etcd's cluster id (changes when etcd is rebuilt from scratch).
+    pub cluster_id: u64,
+    /// Every key under the prefix, sorted by key.
+    pub entries: Vec<RawEntry>,
+    /// How many responses the read took.
+    pub pages: usize,
+}
+
+/// One change of a transaction.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// Create or replace an item with this JSON value.
+    Put {
+        /// The item.
+        key: ItemKey,
+        /// Its JSON value.
+        value: Value,
+    },
+    /// Delete an item.
+    Delete(ItemKey),
+}
+
+impl Change {
+    /// A put of a decoded item (its kind must match the key's).
+    pub fn put(key: ItemKey, item: &Item) -> Result<Change, EtcdError> {
+        if item.kind() != key.kind {
+            return Err(EtcdError::Txn(format!(
+                "{key} cannot hold a {} item",
+                item.kind()
+            )));
+        }
+        let value = item_json(item).map_err(|error| EtcdError::Encode {
+            key: key.label(),
+            error,
+        })?;
+        Ok(Change::Put { key, value })
+    }
+
+    fn item_key(&self) -> &ItemKey {
+        match self {
+            Change::Put { key, .. } | Change::Delete(key) => key,
+        }
+    }
+}
+
+/// The JSON value stored for an item: the model type's own serialization.
+pub fn item_json(item: &Item) -> Result<Value, serde_json::Error> {
+    match item {
+        Item::Basic(v) => serde_json::to_value(v),
+        Item::Server(v) => serde_json::to_value(v),
+        Item::Location(v) => serde_json::to_value(v),
+        Item::Upstream(v) => serde_json::to_value(v),
+        Item::Plugin(v) => serde_json::to_value(v),
+        Item::Certificate(v) => serde_json::to_value(v),
+    }
+}
+
+/// What a committed change produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// The revision of the transaction.
+    pub revision: i64,
+    /// The new value of `meta/generation`.
+    pub generation: i64,
+}
+
+/// A connection to etcd, scoped to one prefix.
+#[derive(Clone)]
+pub struct EtcdStore {
+    client: Client,
+    keys: Keys,
+    timeout: Duration,
+    page_size: usize,
+}
+
+impl std::fmt::Debug for EtcdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdStore")
+            .field("keys", &self.keys)
+            .field("timeout", &self.timeout)
+            .field("page_size", &self.page_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EtcdStore {
+    /// Connects to the endpoints of `spec`. Without auth this does not contact etcd yet (the
+    /// first request does); with user/password it authenticates, within the timeout.
+    pub async fn connect(spec: &EtcdSpec) -> Result<Self, EtcdError> {
+        let keys = Keys::new(&spec.prefix)?;
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(spec.timeout)
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(10))
+            .with_keep_alive_while_idle(true);
+        if let (Some(user), Some(password)) = (&spec.user, &spec.password) {
+            options = options
+                .with_user(user.clone(), password.expose())
+                .with_auto_token_refresh(true);
+        }
+        if let Some(files) = &spec.tls {
+            let mut tls = TlsOptions::new();
+            if let Some(ca) = &files.ca {
+                tls = tls.ca_certificate(Certificate::from_pem(read_file("ca", ca)?));
+            }
+            if let (Some(cert), Some(key)) = (&files.cert, &files.key) {
+                let identity = Identity::from_pem(read_file("cert", cert)?, read_file("key", key)?);
+                tls = tls.identity(identity);
+            }
+            options = options.with_tls(tls);
+        }
+        let endpoints = spec.endpoints.join(",");
+        let connect = Client::connect(spec.endpoints.clone(), Some(options));
+        let client = match tokio::time::timeout(spec.timeout, connect).await {
+            Ok(Ok(client)) => client,
+            Ok(Err(error)) => return Err(EtcdError::Connect { endpoints, error }),
+            Err(_) => {
+                return Err(EtcdError::Timeout {
+                    op: "connect",
+                    key: endpoints,
+                    timeout: spec.timeout,
+                })
+            }
+        };
+        Ok(EtcdStore {
+            client,
+            keys,
+            timeout: spec.timeout,
+            page_size: DEFAULT_PAGE_SIZE,
+        })
+    }
+
+    /// The same store reading `page_size` keys per page (at least 1).
+    pub fn with_page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size.max(1);
+        self
+    }
+
+    /// The key layout of this store's prefix.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The underlying client, for operations not wrapped here.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// The per-request timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Runs one request within the timeout, naming the operation and key in errors.
+    pub(crate) async fn timed<T>(
+        &self,
+        op: &'static str,
+        key: &str,
+        fut: impl Future<Output = Result<T, etcd_client::Error>>,
+    ) -> Result<T, EtcdError> {
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(error)) => Err(EtcdError::Request {
+                op,
+                key: key.to_string(),
+                error,
+            }),
+            Err(_) => Err(EtcdError::Timeout {
+                op,
+                key: key.to_string(),
+                timeout: self.timeout,
+            }),
+        }
+    }
+
+    /// Reads every key under the prefix at one revision, in pages of at most `page_size`
+    /// keys, each response under the client's 4 MiB limit (a page that is too large is asked
+    /// again at half the size). Retried from scratch if compaction overtakes the read.
+    pub async fn read_prefix(&self) -> Result<PrefixRead, EtcdError> {
+        let mut attempt = 0;
+        loop {
+            match self.read_prefix_once().await {
+                Err(EtcdError::Compacted { .. }) if attempt < 3 => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn read_prefix_once(&self) -> Result<PrefixRead, EtcdError> {
+        let root = self.keys.root();
+        let end = prefix_end(root.as_bytes());
+        let mut start = root.as_bytes().to_vec();
+        let mut limit = self.page_size;
+        let mut read = PrefixRead::default();
+        loop {
+            let mut options = GetOptions::new()
+                .with_range(end.clone())
+                .with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
+            if read.revision > 0 {
+                options = options.with_revision(read.revision);
+            }
+            let mut client = self.client.clone();
+            let shown = String::from_utf8_lossy(&start).into_owned();
+            let result = self
+                .timed("get", &shown, client.get(start.clone(), Some(options)))
+                .await;
+            let mut resp = match result {
+                Ok(resp) => resp,
+                Err(e) if is_too_large(&e) && limit > 1 => {
+                    limit = (limit / 2).max(1);
+                    continue;
+                }
+                Err(e) if is_compacted(&e) => {
+                    return Err(EtcdError::Compacted {
+                        op: "get",
+                        key: shown,
+                        revision: read.revision,
+                    })
+                }
+                Err(e) => return Err(e),
+            };
+            read.pages += 1;
+            if read.revision == 0 {
+                if let Some(header) = resp.header() {
+                    read.revision = header.revision();
+                    read.cluster_id = header.cluster_id();
+                }
+            }
+            let more = resp.more();
+            for kv in resp.take_kvs() {
+                let mod_revision = kv.mod_revision();
+                let (key, value) = kv.into_key_value();
+                start = key.clone();
+                read.entries.push(RawEntry {
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                    value,
+                    mod_revision,
+                });
+            }
+            if !more {
+                return Ok(read);
+            }
+            start.push(0);
+        }
+    }
+
+    /// The current value of one key.
+    pub async fn get(&self, key: &str) -> Result<Option<RawEntry>, EtcdError> {
+        let mut client = self.client.clone();
+        let mut resp = self.timed("get", key, client.get(key, None)).await?;
+        Ok(resp.take_kvs().into_iter().next().map(|kv| {
+            let mod_revision = kv.mod_revision();
+            let (k, value) = kv.into_key_value();
+            RawEntry {
+                key: String::from_utf8_lossy(&k).into_owned(),
+                value,
+                mod_revision,
+            }
+        }))
+    }
+
+    /// The store's current revision.
+    pub async fn current_revision(&self) -> Result<i64, EtcdError> {
+        let mut client = self.client.clone();
+        let root = self.keys.root();
+        let options = GetOptions::new().with_prefix().with_count_only();
+        let resp = self
+            .timed("get", &root, client.get(root.clone(), Some(options)))
+            .await?;
+        Ok(resp.header().map_or(0, |h| h.revision()))
+    }
+
+    /// Writes raw bytes at `key` (no generation bump): what a hand-made `etcdctl put` does.
+    /// Returns the revision.
+    pub async fn put_raw(&self, key: &str, value: impl Into<Vec<u8>>) -> Result<i64, EtcdError> {
+        let mut client = self.client.clone();
+        let resp = self
+            .timed("put", key, client.put(key, value.into(), None))
+            .await?;
+        Ok(resp.header().map_or(0, |h| h.revision()))
+    }
+
+    /// Deletes `key` (no generation bump). Returns the revision.
+    pub async fn delete_raw(&self, key: &str) -> Result<i64, EtcdError> {
+        let mut client = self.client.clone();
+        let resp = self.timed("delete", key, client.delete(key, None)).await?;
+        Ok(resp.header().map_or(0, |h| h.revision()))
+    }
+
+    /// Deletes every key under the prefix in one revision (a "wipe"). Returns the revision.
+    pub async fn delete_prefix(&self) -> Result<i64, EtcdError> {
+        let mut client = self.client.clone();
+        let root = self.keys.root();
+        let options = DeleteOptions::new().with_prefix();
+        let resp = self
+            .timed("delete", &root, client.delete(root.clone(), Some(options)))
+            .await?;
+        Ok(resp.header().map_or(0, |h| h.revision()))
+    }
+
+    /// Compacts etcd's history up to `revision` (waits until it is physically applied).
+    pub async fn compact(&self, revision: i64) -> Result<(), EtcdError> {
+        let mut client = self.client.clone();
+        let options = CompactionOptions::new().with_physical();
+        let shown = format!("revision {revision}");
+        self.timed("compact", &shown, client.compact(revision, Some(options)))
+            .await?;
+        Ok(())
+    }
+
+    /// Creates or replaces one item, bumping `meta/generation` in the same transaction.
+    pub async fn put_item(&self, key: &ItemKey, item: &Item) -> Result<Committed, EtcdError> {
+        self.commit(&[Change::put(key.clone(), item)?]).await
+    }
+
+    /// Deletes one item, bumping `meta/generation` in the same transaction.
+    pub async fn delete_item(&self, key: &ItemKey) -> Result<Committed, EtcdError> {
+        self.commit(&[Change::Delete(key.clone())]).await
+    }
+
+    /// Applies `changes` as one transaction (one revision) that also bumps
+    /// `meta/generation` (a JSON number, compare-and-swapped so concurrent writers never
+    /// lose a bump). Refused before sending when etcd's limits (128 operations, 1.5 MiB)
+    /// would be exceeded or a key appears twice.
+    pub async fn commit(&self, changes: &[Change]) -> Result<Committed, EtcdError> {
+        let mut ops = Vec::with_capacity(changes.len() + 1);
+        let mut size = 4096;
+        let mut seen = std::collections::BTreeSet::new();
+        for change in changes {
+            let key = self.keys.item(change.item_key());
+            if !seen.insert(key.clone()) {
+                return Err(EtcdError::Txn(format!("{key} appears twice")));
+            }
+            match change {
+                Change::Put { value, .. } => {
+                    let bytes = serde_json::to_vec(value).map_err(|error| EtcdError::Encode {
+                        key: key.clone(),
+                        error,
+                    })?;
+                    size += key.len() + bytes.len() + 32;
+                    ops.push(TxnOp::put(key, bytes, None));
+                }
+                Change::Delete(_) => {
+                    size += key.len() + 32;
+                    ops.push(TxnOp::delete(key, None));
+                }
+            }
+        }
+        if ops.len() + 1 > MAX_TXN_OPS {
+            return Err(EtcdError::Txn(format!(
+                "{} changes; etcd accepts at most {} per transaction (one is meta/generation)",
+                ops.len(),
+                MAX_TXN_OPS - 1
+            )));
+        }
+        if size > MAX_REQUEST_BYTES {
+            return Err(EtcdError::Txn(format!(
+                "about {size} bytes; etcd accepts at most {MAX_REQUEST_BYTES} per request"
+            )));
+        }
+        let gen_key = self.keys.generation();
+        for _ in 0..COMMIT_ATTEMPTS {
+            let current = self.get(&gen_key).await?;
+            let (value, mod_revision) = match &current {
+                Some(e) => (parse_generation(&e.value).unwrap_or(0), e.mod_revision),
+                None => (0, 0),
+            };
+            let next = value + 1;
+            let mut all = ops.clone();
+            all.push(TxnOp::put(gen_key.clone(), next.to_string(), None));
+            let txn = Txn::new()
+                .when([Compare::mod_revision(
+                    gen_key.clone(),
+                    CompareOp::Equal,
+                    mod_revision,
+                )])
+                .and_then(all);
+            let mut client = self.client.clone();
+            let resp = self.timed("txn", &gen_key, client.txn(txn)).await?;
+            if resp.succeeded() {
+                return Ok(Committed {
+                    revision: resp.header().map_or(0, |h| h.revision()),
+                    generation: next,
+                });
+            }
+        }
+        Err(EtcdError::Conflict(COMMIT_ATTEMPTS))
+    }
+
+    /// Opens the one watch stream on the prefix, from `start_revision`, with progress
+    /// notifications and a message limit large enough for batched revisions.
+    pub(crate) async fn watch(&self, start_revision: i64) -> Result<WatchStream, EtcdError> {
+        let root = self.keys.root();
+        let options = WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(start_revision)
+            .with_progress_notify();
+        let mut watch = self
+            .client
+            .watch_client()
+            .max_decoding_message_size(WATCH_MESSAGE_LIMIT);
+        self.timed("watch", &root, watch.watch(root.clone(), Some(options)))
+            .await
+    }
+}
+
+/// The value of `meta/generation` (a JSON number), if it is one.
+pub fn parse_generation(value: &[u8]) -> Option<i64> {
+    std::str::from_utf8(value).ok()?.trim().parse().ok()
+}
+
+/// The end of the range of keys starting with `prefix` (etcd's `GetPrefix` rule).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+fn grpc_status(e: &EtcdError) -> Option<&tonic::Status> {
+    match e {
+        EtcdError::Request {
+            error: etcd_client::Error::GRpcStatus(s),
+            ..
+        } => Some(s),
+        _ => None,
+    }
+}
+
+/// A response over the client's message limit.
+fn is_too_large(e: &EtcdError) -> bool {
+    grpc_status(e).is_some_and(|s| {
+        s.code() == tonic::Code::ResourceExhausted
+            || (s.code() == tonic::Code::OutOfRange && s.message().contains("too large"))
+    })
+}
+
+/// etcd's "required revision has been compacted".
+fn is_compacted(e: &EtcdError) -> bool {
+    grpc_status(e).is_some_and(|s| s.message().contains("compacted"))
+}
+
+fn read_file(what: &'static str, path: &Path) -> Result<Vec<u8>, EtcdError> {
+    std::fs::read(path).map_err(|error| EtcdError::TlsFile {
+        what,
+        path: path.to_path_buf(),
+        error,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_ends() {
+        assert_eq!(prefix_end(b"/louailink/"), b"/louailink0".to_vec());
+        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
+        assert_eq!(prefix_end(b"\xff"), vec![0]);
+    }
+
+    #[test]
+    fn generation_values() {
+        assert_eq!(parse_generation(b"42"), Some(42));
+        assert_eq!(parse_generation(b" 7\n"), Some(7));
+        assert_eq!(parse_generation(b"x"), None);
+    }
+
+    #[test]
+    fn put_checks_the_kind() {
+        let item = Item::Basic(Default::default());
+        let key = ItemKey::new("locations", "a").unwrap();
+        assert!(Change::put(key, &item).is_err());
+        assert!(Change::put(ItemKey::basic(), &item).is_ok());
+    }
+}

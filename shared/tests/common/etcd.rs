@@ -1,0 +1,284 @@
+//! A real etcd for tests: started on free loopback ports with a temporary data directory,
+//! waited on until healthy, stopped by PID (also on drop). Optionally with TLS (server and
+//! client certificates from a throw-away CA). Reusable by other crates' tests through
+//! `#[path = "…/shared/tests/common/etcd.rs"] mod etcd;`.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long etcd may take to become healthy.
+const START_LIMIT: Duration = Duration::from_secs(30);
+
+/// TLS material for an etcd started with `--client-cert-auth`.
+#[derive(Clone, Debug)]
+pub struct EtcdTls {
+    /// CA certificate (PEM file).
+    pub ca: PathBuf,
+    /// Client certificate (PEM file).
+    pub client_cert: PathBuf,
+    /// Client key (PEM file).
+    pub client_key: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+}
+
+/// One etcd process.
+pub struct Etcd {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    client_port: u16,
+    peer_port: u16,
+    tls: Option<EtcdTls>,
+    /// Holds the TLS files for as long as the process lives.
+    _tls_dir: Option<tempfile::TempDir>,
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+fn require_binaries() {
+    for bin in ["etcd", "etcdctl"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {bin}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            found,
+            "`{bin}` is missing: apt-get update && apt-get install -y etcd-server etcd-client"
+        );
+    }
+}
+
+impl Etcd {
+    /// Starts a plain (http) etcd and waits until it is healthy.
+    pub fn start() -> Etcd {
+        Self::start_with(false)
+    }
+
+    /// Starts an etcd that requires TLS with client certificates.
+    pub fn start_tls() -> Etcd {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Etcd {
+        require_binaries();
+        let mut tls_dir = tls.then(|| tempfile::tempdir().expect("temp dir"));
+        let tls = tls_dir.as_ref().map(|d| make_tls(d.path()));
+        let mut last_log = String::new();
+        for _ in 0..3 {
+            let mut etcd = Etcd {
+                child: None,
+                dir: tempfile::tempdir().expect("temp dir"),
+                client_port: free_port(),
+                peer_port: free_port(),
+                tls: tls.clone(),
+                _tls_dir: None,
+            };
+            etcd.spawn();
+            if etcd.wait_healthy() {
+                etcd._tls_dir = tls_dir.take();
+                return etcd;
+            }
+            last_log = etcd.log();
+            etcd.stop();
+        }
+        panic!("etcd did not become healthy (3 attempts); last log:\n{last_log}");
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("etcd.log")
+    }
+
+    /// The log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn spawn(&mut self) {
+        let client = format!("{}://127.0.0.1:{}", self.scheme(), self.client_port);
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("etcd log file");
+        let log2 = log.try_clone().expect("etcd log file");
+        let mut cmd = Command::new("etcd");
+        cmd.arg("--name=default")
+            .arg(format!("--data-dir={}", self.data_dir().display()))
+            .arg(format!("--listen-client-urls={client}"))
+            .arg(format!("--advertise-client-urls={client}"))
+            .arg(format!("--listen-peer-urls={peer}"))
+            .arg(format!("--initial-advertise-peer-urls={peer}"))
+            .arg(format!("--initial-cluster=default={peer}"))
+            .arg("--initial-cluster-state=new")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        if let Some(tls) = &self.tls {
+            cmd.arg(format!("--cert-file={}", tls.server_cert.display()))
+                .arg(format!("--key-file={}", tls.server_key.display()))
+                .arg(format!("--trusted-ca-file={}", tls.ca.display()))
+                .arg("--client-cert-auth");
+        }
+        self.child = Some(cmd.spawn().expect("spawn etcd"));
+    }
+
+    /// Polls until etcd answers a health check, or the process dies, or the limit passes.
+    fn wait_healthy(&mut self) -> bool {
+        let deadline = Instant::now() + START_LIMIT;
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if child.try_wait().ok().flatten().is_some() {
+                    return false;
+                }
+            }
+            if self.healthy() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    fn healthy(&self) -> bool {
+        if self.tls.is_some() {
+            return self.etcdctl_status(&["endpoint", "health"]).0;
+        }
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.client_port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let req = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+        if s.write_all(req.as_bytes()).is_err() {
+            return false;
+        }
+        let mut body = String::new();
+        let _ = s.read_to_string(&mut body);
+        body.contains("\"health\":\"true\"")
+    }
+
+    /// `127.0.0.1:<port>` for the client API.
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+
+    /// The TLS files, for an etcd started with [`Etcd::start_tls`].
+    pub fn tls(&self) -> Option<&EtcdTls> {
+        self.tls.as_ref()
+    }
+
+    /// The PID of the running process.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the process (by its PID) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same ports and data directory and waits until healthy.
+    pub fn restart(&mut self) {
+        self.stop();
+        for _ in 0..50 {
+            self.spawn();
+            if self.wait_healthy() {
+                return;
+            }
+            self.stop();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("etcd did not come back; log:\n{}", self.log());
+    }
+
+    fn etcdctl_status(&self, args: &[&str]) -> (bool, String, String) {
+        let mut cmd = Command::new("etcdctl");
+        cmd.env("ETCDCTL_API", "3")
+            .arg(format!(
+                "--endpoints={}://{}",
+                self.scheme(),
+                self.endpoint()
+            ))
+            .arg("--command-timeout=5s");
+        if let Some(tls) = &self.tls {
+            cmd.arg(format!("--cacert={}", tls.ca.display()))
+                .arg(format!("--cert={}", tls.client_cert.display()))
+                .arg(format!("--key={}", tls.client_key.display()));
+        }
+        match cmd.args(args).output() {
+            Ok(out) => (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            ),
+            Err(e) => (false, String::new(), e.to_string()),
+        }
+    }
+
+    /// Runs `etcdctl` against this etcd; panics (with its stderr) if it fails.
+    pub fn etcdctl(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.etcdctl_status(args);
+        assert!(ok, "etcdctl {args:?} failed: {err}");
+        out
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, written to `dir`.
+fn make_tls(dir: &Path) -> EtcdTls {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("CA cert");
+    let leaf = |names: &[&str]| {
+        let key = KeyPair::generate().expect("leaf key");
+        let params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .expect("leaf params");
+        let cert = params.signed_by(&key, &ca, &ca_key).expect("leaf cert");
+        (cert.pem(), key.serialize_pem())
+    };
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write TLS file");
+        path
+    };
+    let (server_pem, server_key) = leaf(&["127.0.0.1", "localhost"]);
+    let (client_pem, client_key) = leaf(&["louailink-test-client"]);
+    EtcdTls {
+        ca: write("ca.pem", &ca.pem()),
+        server_cert: write("server.pem", &server_pem),
+        server_key: write("server.key", &server_key),
+        client_cert: write("client.pem", &client_pem),
+        client_key: write("client.key", &client_key),
+    }
+}
