@@ -30,64 +30,93 @@ use pingora_http::ResponseHeader;
 use pingora_proxy::{ProxyHttp, Session};
 
 // ---------------------------------------------------------------------------------------------
-// Allocator: mimalloc (as the product) unless BARE_PINGORA_ALLOC=system is set in the
-// environment. The choice is made once, before the first allocation (libc getenv does not
-// allocate), so every block is freed by the allocator that made it. The cost of the switch is one
-// well-predicted branch per call.
+// Allocator: mimalloc through the `mimalloc` crate's `MiMalloc` (as the product), unless the
+// environment says otherwise:
+//   BARE_PINGORA_ALLOC=system   glibc malloc
+//   BARE_PINGORA_ALLOC=mi-fast  mimalloc, calling mi_malloc/mi_zalloc/mi_realloc directly when the
+//                               alignment is the natural one (MiMalloc always calls the *_aligned
+//                               entry points, a slower path in mimalloc v3)
+// The choice is made once, before the first allocation (libc getenv does not allocate), so every
+// block is freed by the allocator that made it. The cost of the switch is one well-predicted
+// branch per call.
 // ---------------------------------------------------------------------------------------------
 
 struct SwitchAlloc;
 
-static ALLOC_MODE: AtomicU8 = AtomicU8::new(0); // 0 = undecided, 1 = mimalloc, 2 = system
+const MODE_MIMALLOC: u8 = 1;
+const MODE_SYSTEM: u8 = 2;
+const MODE_MI_FAST: u8 = 3;
+static ALLOC_MODE: AtomicU8 = AtomicU8::new(0); // 0 = undecided
+
+// The symbols of the mimalloc library that the `mimalloc` crate links in.
+extern "C" {
+    fn mi_malloc(size: usize) -> *mut std::ffi::c_void;
+    fn mi_zalloc(size: usize) -> *mut std::ffi::c_void;
+    fn mi_realloc(p: *mut std::ffi::c_void, newsize: usize) -> *mut std::ffi::c_void;
+}
+/// mimalloc's MI_MAX_ALIGN_SIZE: malloc'd blocks are at least this aligned.
+const MI_MAX_ALIGN: usize = 16;
 
 #[inline(always)]
-fn use_system() -> bool {
+fn mode() -> u8 {
     match ALLOC_MODE.load(Ordering::Relaxed) {
-        1 => false,
-        2 => true,
-        _ => {
+        0 => {
             // SAFETY: getenv with a NUL-terminated name; reads the environment without allocating.
             let v = unsafe { libc::getenv(c"BARE_PINGORA_ALLOC".as_ptr()) };
-            let system = !v.is_null()
+            let m = if v.is_null() {
+                MODE_MIMALLOC
+            } else {
                 // SAFETY: a non-null getenv result is a NUL-terminated C string.
-                && unsafe { std::ffi::CStr::from_ptr(v) }.to_bytes() == b"system";
-            ALLOC_MODE.store(if system { 2 } else { 1 }, Ordering::Relaxed);
-            system
+                match unsafe { std::ffi::CStr::from_ptr(v) }.to_bytes() {
+                    b"system" => MODE_SYSTEM,
+                    b"mi-fast" => MODE_MI_FAST,
+                    _ => MODE_MIMALLOC,
+                }
+            };
+            ALLOC_MODE.store(m, Ordering::Relaxed);
+            m
         }
+        m => m,
     }
+}
+
+#[inline(always)]
+fn natural(layout: &Layout) -> bool {
+    layout.align() <= MI_MAX_ALIGN && layout.align() <= layout.size()
 }
 
 unsafe impl GlobalAlloc for SwitchAlloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if use_system() {
-            System.alloc(layout)
-        } else {
-            MiMalloc.alloc(layout)
+        match mode() {
+            MODE_SYSTEM => System.alloc(layout),
+            MODE_MI_FAST if natural(&layout) => mi_malloc(layout.size()) as *mut u8,
+            _ => MiMalloc.alloc(layout),
         }
     }
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if use_system() {
-            System.alloc_zeroed(layout)
-        } else {
-            MiMalloc.alloc_zeroed(layout)
+        match mode() {
+            MODE_SYSTEM => System.alloc_zeroed(layout),
+            MODE_MI_FAST if natural(&layout) => mi_zalloc(layout.size()) as *mut u8,
+            _ => MiMalloc.alloc_zeroed(layout),
         }
     }
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if use_system() {
-            System.dealloc(ptr, layout)
-        } else {
-            MiMalloc.dealloc(ptr, layout)
+        match mode() {
+            MODE_SYSTEM => System.dealloc(ptr, layout),
+            _ => MiMalloc.dealloc(ptr, layout),
         }
     }
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if use_system() {
-            System.realloc(ptr, layout, new_size)
-        } else {
-            MiMalloc.realloc(ptr, layout, new_size)
+        match mode() {
+            MODE_SYSTEM => System.realloc(ptr, layout, new_size),
+            MODE_MI_FAST if layout.align() <= MI_MAX_ALIGN && layout.align() <= new_size => {
+                mi_realloc(ptr as *mut std::ffi::c_void, new_size) as *mut u8
+            }
+            _ => MiMalloc.realloc(ptr, layout, new_size),
         }
     }
 }
@@ -161,6 +190,10 @@ struct Args {
     /// Upstream idle_timeout in seconds set on the peer (pingora default: none)
     #[arg(long)]
     upstream_idle_timeout: Option<u64>,
+    /// Register no downstream HTTP modules (pingora's default registers a disabled
+    /// ResponseCompression module, which still runs per request)
+    #[arg(long)]
+    no_default_modules: bool,
     /// Directory for the pid file and upgrade socket
     #[arg(long, default_value = "/tmp")]
     run_dir: String,
@@ -179,6 +212,7 @@ struct Bare {
     header_ref: bool,
     prebuilt_peer: Option<HttpPeer>,
     idle_timeout: Option<std::time::Duration>,
+    no_default_modules: bool,
 }
 
 fn pong_header() -> Result<ResponseHeader> {
@@ -192,6 +226,15 @@ fn pong_header() -> Result<ResponseHeader> {
 impl ProxyHttp for Bare {
     type CTX = ();
     fn new_ctx(&self) -> Self::CTX {}
+
+    fn init_downstream_modules(&self, modules: &mut pingora_core::modules::http::HttpModules) {
+        if !self.no_default_modules {
+            // pingora's default: a disabled response-compression module
+            modules.add_module(
+                pingora_core::modules::http::compression::ResponseCompressionBuilder::enable(0),
+            );
+        }
+    }
 
     async fn request_filter(&self, session: &mut Session, _ctx: &mut Self::CTX) -> Result<bool> {
         if !self.answer {

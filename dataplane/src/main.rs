@@ -117,11 +117,6 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     // rustls needs one process-wide crypto provider; ring is the only one compiled in.
     let _ = rustls::crypto::ring::default_provider().install_default();
     init_logging(cli.log.as_deref(), config.basic.log_level.as_deref())?;
-    if cli.autoreload || cli.autorestart {
-        tracing::warn!(
-            "config watching (-a / --autoreload) is not available yet: changes need a restart"
-        );
-    }
     if cli.node_id.is_some() || cli.state_dir.is_some() {
         tracing::info!("--node-id and --state-dir only matter in etcd mode");
     }
@@ -158,6 +153,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             .upgrade_sock
             .clone()
             .unwrap_or_else(|| "/tmp/louailink_upgrade.sock".into()),
+        watch: (cli.autoreload || cli.autorestart).then(|| path.clone()),
+        autorestart: cli.autorestart,
     };
     server::run(&config, snapshot, sink, opts)?;
     Ok(0)

@@ -4,6 +4,7 @@
 
 use crate::access_log::Sink;
 use crate::proxy::Proxy;
+use crate::reload::Reloader;
 use crate::snapshot::Snapshot;
 use crate::tls::SniResolver;
 use arc_swap::ArcSwap;
@@ -29,6 +30,10 @@ pub struct ProcessOptions {
     pub pid_file: String,
     /// Upgrade socket.
     pub upgrade_sock: String,
+    /// Watch this config file or directory and apply changes.
+    pub watch: Option<std::path::PathBuf>,
+    /// Upgrade ourselves for listener changes (`-a`).
+    pub autorestart: bool,
 }
 
 fn secs_ceil(d: Duration) -> u64 {
@@ -71,6 +76,7 @@ impl ShutdownSignalWatch for Signals {
 struct Maintenance {
     state: Arc<ArcSwap<Snapshot>>,
     sink: Arc<Sink>,
+    watch: Option<(std::path::PathBuf, Arc<Reloader>)>,
 }
 
 #[async_trait]
@@ -78,6 +84,9 @@ impl BackgroundService for Maintenance {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         if let Err(e) = self.sink.start_writer() {
             tracing::error!(error = %e, "cannot open the access log");
+        }
+        if let Some((source, reloader)) = &self.watch {
+            tokio::spawn(crate::watch::watch_files(source.clone(), reloader.clone()));
         }
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
@@ -160,9 +169,13 @@ pub fn run(
         service.threads = sc.threads.or(basic.threads);
         server.add_service(service);
     }
+    let watch = opts.watch.clone().map(|source| {
+        let reloader = Reloader::new(state.clone(), sink.clone(), config, opts.autorestart);
+        (source, Arc::new(reloader))
+    });
     server.add_service(background_service(
         "maintenance",
-        Maintenance { state, sink },
+        Maintenance { state, sink, watch },
     ));
 
     if !opts.daemon {

@@ -45,6 +45,8 @@ pub struct Snapshot {
     pub trusted_proxies: Vec<IpNet>,
     /// `basic.error_template`.
     pub error_template: Option<String>,
+    /// The config this snapshot was built from.
+    pub config: Config,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -152,6 +154,7 @@ impl Snapshot {
             certs,
             trusted_proxies,
             error_template: config.basic.error_template.clone(),
+            config: config.clone(),
         })
     }
 

@@ -69,6 +69,18 @@ EOF
 # the real server pid below timeout (and valgrind, which execs in place)
 server_pid() { local p=$1 c; c=$(pgrep -P "$p" | head -1); echo "${c:-$p}"; }
 
+# callgrind_annotate lines "N (x%)  path:function [object]" -> "per-request  function"
+per_request() {
+    awk -v r="$1" -v top="$TOP" '
+        /file:function/ { on = 1; next }
+        on && n < top && /^ *[0-9,]+ +\(/ {
+            v = $1; gsub(/,/, "", v)
+            line = $0; sub(/^ *[0-9,]+ +\([^)]*\) +/, "", line); sub(/^[^:]*:/, "", line); sub(/ \[[^]]*\]$/, "", line)
+            printf "%10.0f  %s\n", v / r, substr(line, 1, 150)
+            n++
+        }'
+}
+
 BACKEND_PORT=$(free_port)
 bd=$(nginx_dir backend "server { listen 127.0.0.1:$BACKEND_PORT; location / { return 200 \"hello\"; } }")
 start 1 backend "$NGINX" -p "$bd/" -c "$bd/nginx.conf" -e "$bd/error.log"
@@ -102,8 +114,8 @@ server { listen 127.0.0.1:$port; location / { proxy_pass http://backend; proxy_h
     esac
     url="http://127.0.0.1:$port$path"
     if [ "$MODE" = callgrind ]; then
-        start 0 "$target" valgrind --tool=callgrind --instr-atstart=no \
-            --callgrind-out-file="$TMP/callgrind.out.$target" "${cmd[@]}"
+        start 0 "$target" valgrind --tool=callgrind --instr-atstart=no --trace-children=yes \
+            --callgrind-out-file="$TMP/callgrind.out.$target.%p" "${cmd[@]}"
     else
         start 0 "$target" "${cmd[@]}"
     fi
@@ -123,22 +135,20 @@ server { listen 127.0.0.1:$port; location / { proxy_pass http://backend; proxy_h
         out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" "$url")
         kill -INT "$spid_strace"; wait "$spid_strace" || true
     fi
-    reqs=$(echo "$out" | awk '/requests in/ {print $1; exit}')
+    reqs=$(echo "$out" | awk '/requests in/ {print $1}')
     kill -INT -- "-$pg" 2>/dev/null || true
-    for i in $(seq 100); do kill -0 "$pg" 2>/dev/null || break; sleep 0.1; done
+    for i in $(seq 600); do kill -0 "$pg" 2>/dev/null || break; sleep 0.1; done
     kill -KILL -- "-$pg" 2>/dev/null || true
     wait "$pg" 2>/dev/null || true
     echo "=== $target ($MODE): $reqs requests${BARE_ARGS:+, BARE_ARGS=$BARE_ARGS}${BARE_ENV:+, BARE_ENV=$BARE_ENV}"
     if [ "$MODE" = callgrind ]; then
         f=$(ls "$TMP"/callgrind.out."$target"* | head -1)
-        total=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(/,/, "", $1); print $1; exit}')
+        total=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ && !t {gsub(/,/, "", $1); t = $1} END {print t}')
         echo "instructions per request: $(awk -v t="$total" -v r="$reqs" 'BEGIN { printf "%.0f", t / r }')  (total $total)"
         echo "--- top $TOP inclusive (instructions per request, function)"
-        callgrind_annotate --inclusive=yes "$f" 2>/dev/null | awk -v r="$reqs" -v top="$TOP" '
-            /^-+$/ { sep++; next } sep >= 3 && NF >= 2 && $1 ~ /^[0-9,]+$/ { v = $1; gsub(/,/, "", v); $1 = ""; printf "%10.0f %s\n", v / r, substr($0, 1, 160); if (++n >= top) exit }'
+        callgrind_annotate --inclusive=yes "$f" 2>/dev/null | per_request "$reqs"
         echo "--- top $TOP self"
-        callgrind_annotate "$f" 2>/dev/null | awk -v r="$reqs" -v top="$TOP" '
-            /^-+$/ { sep++; next } sep >= 3 && NF >= 2 && $1 ~ /^[0-9,]+$/ { v = $1; gsub(/,/, "", v); $1 = ""; printf "%10.0f %s\n", v / r, substr($0, 1, 160); if (++n >= top) exit }'
+        callgrind_annotate "$f" 2>/dev/null | per_request "$reqs"
         [ "$KEEP_TMP" = 1 ] && echo "callgrind file: $f"
     else
         awk -v r="$reqs" 'NR <= 2 || /^-/ { next } $NF == "total" { printf "syscalls per request: %.2f\n", $(NF-2) / r; next }

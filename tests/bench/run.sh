@@ -351,7 +351,7 @@ measure() { # NAME ROUND
     pgrep -x rustc >/dev/null 2>&1 && busy=yes
     stop "$pid"
     echo "$out" >"$TMP/$name.round$round.wrk"
-    reqs=$(echo "$out" | awk '/requests in/ {print $1; exit}')
+    reqs=$(echo "$out" | awk '/requests in/ {print $1}')
     rps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
     p50=$(to_us "$(echo "$out" | awk '$1=="50%" {print $2}')")
     p99=$(to_us "$(echo "$out" | awk '$1=="99%" {print $2}')")
@@ -377,7 +377,7 @@ if want_group proxy || want_group log; then
 fi
 
 # ---------------------------------------------------------------- run
-log "machine: $(nproc) cores, $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}'); load $(cut -d' ' -f1-3 /proc/loadavg)"
+log "machine: $(nproc) cores, $(lscpu | awk -F: '/Model name/ && !m {gsub(/^ +/, "", $2); m = $2} END {print m}'); load $(cut -d' ' -f1-3 /proc/loadavg)"
 log "rounds=$ROUNDS duration=${DURATION}s warmup=${WARMUP}s conns=$CONNS wrk threads=$WRK_THREADS; server on core $SERVER_CPU, wrk+backend on core $CLIENT_CPU"
 pgrep -x rustc >/dev/null 2>&1 && log "warning: rustc is running: numbers will be noisy"
 
@@ -399,7 +399,7 @@ REFERENCE_answer=bare-answer
 REFERENCE_proxy=nginx-proxy
 REFERENCE_log=louailink-nolog
 echo
-echo "LouAILink benchmark $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores, $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}')"
+echo "LouAILink benchmark $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores, $(lscpu | awk -F: '/Model name/ && !m {gsub(/^ +/, "", $2); m = $2} END {print m}')"
 echo "wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s --latency, $ROUNDS alternating rounds, medians; server on core $SERVER_CPU, wrk and backend on core $CLIENT_CPU"
 for group in answer proxy log; do
     ref_var=REFERENCE_$group; ref=${!ref_var}

@@ -381,7 +381,7 @@ impl Task {
                         return Ok(End::Lost(e.to_string()));
                     }
                 }
-                _ = tokio::time::sleep_until(last_message + self.options.dead_after) => {
+                _ = tokio::time::sleep_until(last_message + self.options.dead_after * 1000) => {
                     let silent = self.options.dead_after;
                     return Ok(End::Lost(format!("no message for {silent:?}; the watch looks dead")));
                 }

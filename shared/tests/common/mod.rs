@@ -87,7 +87,17 @@ pub async fn wait_for(
     what: &str,
     pred: impl Fn(&FollowState) -> bool,
 ) -> Arc<FollowState> {
-    let deadline = Instant::now() + LIMIT;
+    wait_within(rx, what, LIMIT, pred).await
+}
+
+/// Polls the newest state until `pred` holds; panics after `limit`.
+pub async fn wait_within(
+    rx: &watch::Receiver<Arc<FollowState>>,
+    what: &str,
+    limit: Duration,
+    pred: impl Fn(&FollowState) -> bool,
+) -> Arc<FollowState> {
+    let deadline = Instant::now() + limit;
     loop {
         let state = rx.borrow().clone();
         if pred(&state) {
@@ -95,7 +105,7 @@ pub async fn wait_for(
         }
         assert!(
             Instant::now() < deadline,
-            "gave up after {LIMIT:?} waiting for {what}; last state: {}",
+            "gave up after {limit:?} waiting for {what}; last state: {}",
             summary(&state)
         );
         tokio::time::sleep(Duration::from_millis(25)).await;

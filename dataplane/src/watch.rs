@@ -1,0 +1,78 @@
+//! `--autoreload` / `-a` on files: watch the config file or directory (inotify through
+//! `notify`), wait for a short quiet period so an editor's save is one change, reload, apply.
+
+use crate::reload::{Outcome, Reloader};
+use notify::{EventKind, RecursiveMode, Watcher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Quiet time after the last file event before the config is read.
+const DEBOUNCE: Duration = Duration::from_millis(150);
+
+fn is_config_file(p: &Path) -> bool {
+    matches!(
+        p.extension().and_then(|e| e.to_str()),
+        Some("toml" | "yaml" | "yml" | "json")
+    )
+}
+
+/// Watches `source` until the process ends, applying every valid change.
+pub async fn watch_files(source: PathBuf, reloader: Arc<Reloader>) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+    let file = source.is_file().then(|| source.clone());
+    let handler = move |res: notify::Result<notify::Event>| {
+        let Ok(event) = res else { return };
+        if matches!(event.kind, EventKind::Access(_)) {
+            return;
+        }
+        let relevant = event.paths.iter().any(|p| match &file {
+            Some(f) => p.file_name() == f.file_name(),
+            None => is_config_file(p),
+        });
+        if relevant {
+            // A full channel already holds a pending change: nothing is lost.
+            let _ = tx.try_send(());
+        }
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => return tracing::error!(error = %e, "cannot watch the config"),
+    };
+    // A single file is watched through its directory: editors replace files by renaming.
+    let (target, mode) = if source.is_file() {
+        let dir = source
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        (dir.to_path_buf(), RecursiveMode::NonRecursive)
+    } else {
+        (source.clone(), RecursiveMode::Recursive)
+    };
+    if let Err(e) = watcher.watch(&target, mode) {
+        return tracing::error!(path = %target.display(), error = %e, "cannot watch the config");
+    }
+    tracing::info!(path = %source.display(), "watching the config for changes");
+    while rx.recv().await.is_some() {
+        while tokio::time::timeout(DEBOUNCE, rx.recv())
+            .await
+            .is_ok_and(|r| r.is_some())
+        {}
+        let path = source.clone();
+        let loaded =
+            tokio::task::spawn_blocking(move || louailink_shared::loader::load(&path)).await;
+        match loaded {
+            Ok(Ok(loaded)) => {
+                if let Outcome::Rejected(_) = reloader.apply(loaded.config).await {
+                    tracing::error!("the changed config was not applied");
+                }
+            }
+            Ok(Err(errors)) => {
+                for e in errors.iter() {
+                    tracing::error!(error = %e, "invalid config; the running config keeps serving");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "config reload task failed"),
+        }
+    }
+}
