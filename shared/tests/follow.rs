@@ -37,16 +37,29 @@ async fn a_transaction_is_seen_as_one_change() {
         }
     });
     let changes: Vec<_> = (0..20)
-        .map(|i| put("locations", &format!("t{i:02}"), json!({"path": format!("/t{i}"), "upstream": "u"})))
+        .map(|i| {
+            put(
+                "locations",
+                &format!("t{i:02}"),
+                json!({"path": format!("/t{i}"), "upstream": "u"}),
+            )
+        })
         .collect();
     let committed = s.commit(&changes).await.expect("commit");
     let after = wait_for(&rx, "the transaction", |s| s.revision >= committed.revision).await;
     assert_eq!(locations(&after).len(), 21, "{}", common::summary(&after));
-    assert_eq!(after.builds, first.builds + 1, "one build for one transaction");
+    assert_eq!(
+        after.builds,
+        first.builds + 1,
+        "one build for one transaction"
+    );
     assert_eq!(after.generation, Some(2));
     collector.abort();
     let seen = seen.lock().expect("lock").clone();
-    assert!(seen.iter().all(|n| *n == 21), "partial states seen: {seen:?}");
+    assert!(
+        seen.iter().all(|n| *n == 21),
+        "partial states seen: {seen:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,7 +76,11 @@ async fn a_burst_is_built_once_and_a_slow_consumer_sees_only_the_newest() {
     wait_for(&rx, "stale", |s| s.stale).await;
     let mut last = 0;
     for i in 0..30 {
-        let c = put("locations", &format!("b{i:02}"), json!({"path": format!("/b{i}"), "upstream": "u"}));
+        let c = put(
+            "locations",
+            &format!("b{i:02}"),
+            json!({"path": format!("/b{i}"), "upstream": "u"}),
+        );
         last = s.commit(&[c]).await.expect("commit").revision;
     }
     rx.borrow_and_update();
@@ -71,7 +88,8 @@ async fn a_burst_is_built_once_and_a_slow_consumer_sees_only_the_newest() {
     let after = wait_for(&rx, "the burst", |s| s.revision == last && !s.stale).await;
     assert_eq!(locations(&after).len(), 31, "{}", common::summary(&after));
     let builds = after.builds - before.builds;
-    assert!(builds < 30, "30 revisions built {builds} times");
+    // etcd hands a catching-up watcher its backlog in one message; allow a little splitting.
+    assert!(builds <= 3, "30 revisions built {builds} times");
     // The consumer, not reading meanwhile, is handed the newest state only.
     assert!(rx.has_changed().expect("open"));
     assert_eq!(rx.borrow_and_update().revision, last);
@@ -88,25 +106,51 @@ async fn an_invalid_item_keeps_its_last_good_version_while_another_change_applie
     wait_for(&rx, "the initial config", |s| has(s, "a")).await;
     // Written straight into etcd, as an operator with etcdctl would.
     let bad = r#"{"paht": "/broken", "upstream": "u"}"#;
-    let bad_rev = s.put_raw(&format!("{PREFIX}/locations/a"), bad).await.expect("put");
+    let bad_rev = s
+        .put_raw(&format!("{PREFIX}/locations/a"), bad)
+        .await
+        .expect("put");
     let also_bad = s
         .put_raw(&format!("{PREFIX}/locations/n"), "{not json")
         .await
         .expect("put");
-    s.commit(&[put("locations", "b", json!({"path": "/b", "upstream": "u"}))])
-        .await
-        .expect("commit");
+    s.commit(&[put(
+        "locations",
+        "b",
+        json!({"path": "/b", "upstream": "u"}),
+    )])
+    .await
+    .expect("commit");
     let st = wait_for(&rx, "b applied", |s| has(s, "b")).await;
     let config = st.config.as_ref().expect("config");
-    assert_eq!(config.locations["a"].path.as_deref(), Some("/a"), "last good kept");
+    assert_eq!(
+        config.locations["a"].path.as_deref(),
+        Some("/a"),
+        "last good kept"
+    );
     assert!(!config.locations.contains_key("n"), "never good: absent");
-    let rejected: Vec<(&str, i64)> = st.rejected.iter().map(|r| (r.key.as_str(), r.revision)).collect();
+    let rejected: Vec<(&str, i64)> = st
+        .rejected
+        .iter()
+        .map(|r| (r.key.as_str(), r.revision))
+        .collect();
     assert_eq!(
         rejected,
-        [("/louailink/locations/a", bad_rev), ("/louailink/locations/n", also_bad)]
+        [
+            ("/louailink/locations/a", bad_rev),
+            ("/louailink/locations/n", also_bad)
+        ]
     );
-    assert!(st.rejected[0].error.contains("did you mean \"path\""), "{:?}", st.rejected);
-    assert!(st.rejected[1].error.contains("not JSON"), "{:?}", st.rejected);
+    assert!(
+        st.rejected[0].error.contains("did you mean \"path\""),
+        "{:?}",
+        st.rejected
+    );
+    assert!(
+        st.rejected[1].error.contains("not JSON"),
+        "{:?}",
+        st.rejected
+    );
     // A new location naming a missing upstream is held back; the rest applies.
     s.commit(&[
         put("locations", "c", json!({"path": "/c", "upstream": "later"})),
@@ -117,7 +161,10 @@ async fn an_invalid_item_keeps_its_last_good_version_while_another_change_applie
     let st = wait_for(&rx, "d applied", |s| has(s, "d")).await;
     assert!(!has(&st, "c"));
     assert!(
-        st.rejected.iter().any(|r| r.key.ends_with("/locations/c") && r.error.contains("unknown upstream \"later\"")),
+        st.rejected
+            .iter()
+            .any(|r| r.key.ends_with("/locations/c")
+                && r.error.contains("unknown upstream \"later\"")),
         "{:?}",
         st.rejected
     );
@@ -129,10 +176,15 @@ async fn an_invalid_item_keeps_its_last_good_version_while_another_change_applie
     assert!(!st.rejected.iter().any(|r| r.key.ends_with("/locations/c")));
     // Fixing one broken item and deleting the other clears both rejections; the deleted
     // key is gone for good.
-    s.put_raw(&format!("{PREFIX}/locations/a"), r#"{"path": "/fixed", "upstream": "u"}"#)
+    s.put_raw(
+        &format!("{PREFIX}/locations/a"),
+        r#"{"path": "/fixed", "upstream": "u"}"#,
+    )
+    .await
+    .expect("put");
+    s.delete_raw(&format!("{PREFIX}/locations/n"))
         .await
-        .expect("put");
-    s.delete_raw(&format!("{PREFIX}/locations/n")).await.expect("delete");
+        .expect("delete");
     let st = wait_for(&rx, "a fixed", |s| s.rejected.is_empty()).await;
     let config = st.config.as_ref().expect("config");
     assert_eq!(config.locations["a"].path.as_deref(), Some("/fixed"));
@@ -157,7 +209,12 @@ async fn deletions_apply_and_a_broken_deletion_is_held() {
     // the previous config is kept, the change is reported and an alarm raised.
     let held = s.commit(&[del("upstreams", "u")]).await.expect("delete");
     let st = wait_for(&rx, "held", |s| s.alarms.contains(&Alarm::ChangesHeld)).await;
-    assert!(st.config.as_ref().expect("config").upstreams.contains_key("u"));
+    assert!(st
+        .config
+        .as_ref()
+        .expect("config")
+        .upstreams
+        .contains_key("u"));
     assert_eq!(st.rejected.len(), 1, "{:?}", st.rejected);
     assert_eq!(
         (st.rejected[0].key.as_str(), st.rejected[0].revision),
@@ -195,8 +252,16 @@ async fn compaction_past_the_followers_revision_converges_with_deletions() {
     let now = s.current_revision().await.expect("revision");
     s.compact(now).await.expect("compact");
     proxy.set(Mode::Forward);
-    let st = wait_for(&rx, "converged", |s| has(s, "new") && !has(s, "gone") && !s.stale).await;
-    assert_eq!(st.reads, before.reads + 1, "a full re-read: {}", common::summary(&st));
+    let st = wait_for(&rx, "converged", |s| {
+        has(s, "new") && !has(s, "gone") && !s.stale
+    })
+    .await;
+    assert_eq!(
+        st.reads,
+        before.reads + 1,
+        "a full re-read: {}",
+        common::summary(&st)
+    );
     assert_eq!(st.revision, now);
 }
 
@@ -270,7 +335,10 @@ async fn etcd_stopped_then_restarted_reports_stale_then_catches_up() {
         .expect("commit");
     let st = wait_for(&rx, "caught up", |s| has(s, "meanwhile") && !s.stale).await;
     assert!(st.last_error.is_none());
-    assert_eq!(st.reads, before.reads, "resumed from its revision, no re-read");
+    assert_eq!(
+        st.reads, before.reads,
+        "resumed from its revision, no re-read"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

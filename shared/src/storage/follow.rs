@@ -29,7 +29,7 @@
 use crate::model::Config;
 use crate::storage::desired::{Alarm, Event, Mirror, Outcome, Rejected};
 use crate::storage::digest::config_hash;
-use crate::storage::etcd::{EtcdError, EtcdStore, RawEntry, DEFAULT_PAGE_SIZE};
+use crate::storage::etcd::{EtcdError, EtcdStore, PrefixRead, RawEntry, DEFAULT_PAGE_SIZE};
 use crate::storage::keys::{KeyError, Keys};
 use crate::storage::source::EtcdSpec;
 use crate::storage::state_file::StateSnapshot;
@@ -238,9 +238,8 @@ impl Task {
                     need_read = true;
                 }
                 Ok(End::Lost(why)) => {
-                    tracing::warn!("etcd watch lost: {why}; resuming from revision {}", {
-                        self.mirror.revision()
-                    });
+                    let revision = self.mirror.revision();
+                    tracing::warn!("etcd watch lost: {why}; resuming after revision {revision}");
                     store = None;
                     self.sleep().await;
                 }
@@ -269,7 +268,7 @@ impl Task {
     }
 
     /// Applies a full read; builds only if something changed (or nothing was ever built).
-    fn full_read(&mut self, read: crate::storage::etcd::PrefixRead) {
+    fn full_read(&mut self, read: PrefixRead) {
         self.reads += 1;
         self.cluster_id = Some(read.cluster_id);
         self.stale = false;
@@ -381,7 +380,7 @@ impl Task {
                         return Ok(End::Lost(e.to_string()));
                     }
                 }
-                _ = tokio::time::sleep_until(last_message + self.options.dead_after * 1000) => {
+                _ = tokio::time::sleep_until(last_message + self.options.dead_after) => {
                     let silent = self.options.dead_after;
                     return Ok(End::Lost(format!("no message for {silent:?}; the watch looks dead")));
                 }
