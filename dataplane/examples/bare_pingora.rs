@@ -312,6 +312,7 @@ fn main() {
         idle_timeout: args
             .upstream_idle_timeout
             .map(std::time::Duration::from_secs),
+        no_default_modules: args.no_default_modules,
     };
 
     let mut server = Server::new_with_opt_and_conf(None, conf);

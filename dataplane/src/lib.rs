@@ -2,9 +2,12 @@
 //! proxy built from them. The `louailink` binary (main.rs) is the command line around it.
 
 pub mod access_log;
+pub mod admin;
 pub mod ctx;
 pub mod errors;
+pub mod fleet;
 pub mod location;
+pub mod node;
 pub mod plugins;
 pub mod proxy;
 pub mod reload;

@@ -1,6 +1,11 @@
 //! `louailink`: the LouAILink data plane's command line.
 
-use louailink::{access_log, server, snapshot};
+use louailink::node::NodeView;
+use louailink::{access_log, fleet, server, snapshot};
+use louailink_shared::storage::{ConfigSource, EtcdSpec, StateFile};
+use louailink_shared::Config;
+use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
@@ -37,10 +42,23 @@ struct Cli {
     /// This node's id in a fleet.
     #[arg(long = "node-id")]
     node_id: Option<String>,
-    /// Where the node keeps its last good config snapshot.
+    /// Where the node keeps its last good config snapshot (etcd mode).
     #[arg(long = "state-dir")]
     state_dir: Option<PathBuf>,
+    /// Admin listener for /_louailink/ready and /status (default basic.admin_addr; in etcd
+    /// mode 127.0.0.1:6190).
+    #[arg(long = "admin")]
+    admin: Option<String>,
+    /// Pid file (default basic.pid_file, then $HOME/.louailink/louailink.pid).
+    #[arg(long = "pid-file")]
+    pid_file: Option<String>,
+    /// Upgrade socket (default basic.upgrade_sock, then /tmp/louailink_upgrade.sock).
+    #[arg(long = "upgrade-sock")]
+    upgrade_sock: Option<String>,
 }
+
+/// Admin listener of etcd-mode nodes when none is configured.
+const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:6190";
 
 fn home_dir() -> PathBuf {
     std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from)
@@ -82,43 +100,108 @@ fn main() {
     }
 }
 
+/// Prints config errors the way `-t` does.
+fn print_errors<E: std::fmt::Display>(source: &str, errors: &[E]) {
+    eprintln!("config invalid: {source}");
+    for e in errors {
+        eprintln!("  {e}");
+    }
+    eprintln!("{} error(s)", errors.len());
+}
+
+/// The config to start with, and how the process follows it afterwards.
+struct Start {
+    config: Config,
+    watch: Option<PathBuf>,
+    fleet: Option<fleet::Fleet>,
+    node: NodeView,
+}
+
+fn start_from_files(cli: &Cli, path: &Path) -> Result<Start, i32> {
+    let config = match louailink_shared::loader::load(path) {
+        Ok(l) => l.config,
+        Err(errors) => {
+            print_errors(&path.display().to_string(), &errors.0);
+            return Err(1);
+        }
+    };
+    let id = cli
+        .node_id
+        .clone()
+        .unwrap_or_else(louailink_shared::storage::node_status::host_name);
+    Ok(Start {
+        config,
+        watch: (cli.autoreload || cli.autorestart).then(|| path.to_path_buf()),
+        fleet: None,
+        node: NodeView::new(fleet::new_status(&id), true),
+    })
+}
+
+fn start_from_etcd(cli: &Cli, spec: EtcdSpec) -> anyhow::Result<Start> {
+    let state_dir = cli
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| home_dir().join(".louailink").join("state"));
+    let state_file = Arc::new(StateFile::new(&state_dir));
+    let (config, seed, ready) = fleet::initial_config(&spec, &state_file)?;
+    if ready {
+        if let Some(seed) = &seed {
+            if let Err(e) = state_file.save(seed) {
+                tracing::warn!(error = %e, "cannot save the config snapshot");
+            }
+        }
+    }
+    let id = cli
+        .node_id
+        .clone()
+        .unwrap_or_else(|| fleet::node_id(&state_dir));
+    Ok(Start {
+        config,
+        watch: None,
+        fleet: Some(fleet::Fleet {
+            spec,
+            state_file,
+            seed,
+        }),
+        node: NodeView::new(fleet::new_status(&id), ready),
+    })
+}
+
 fn run(cli: Cli) -> anyhow::Result<i32> {
-    let source = cli
+    let source_text = cli
         .conf
         .clone()
         .unwrap_or_else(|| home_dir().join(".louailink").display().to_string());
-    if source.starts_with("etcd://") {
-        anyhow::bail!("etcd config sources are not supported yet (files and directories are)");
-    }
-    let path = PathBuf::from(&source);
-    if !path.exists() {
-        anyhow::bail!(
-            "config source {source} does not exist (create it, or pass -c <file or dir>)"
-        );
-    }
-    let loaded = match louailink_shared::loader::load(&path) {
-        Ok(l) => l,
-        Err(errors) => {
-            eprintln!("config invalid: {source}");
-            for e in &errors.0 {
-                eprintln!("  {e}");
+    let source = ConfigSource::parse(&source_text)?;
+    // rustls needs one process-wide crypto provider; ring is the only one compiled in.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let start = match source {
+        ConfigSource::Etcd(ref spec) => {
+            // Logging first: reaching etcd may take a while and has things to say.
+            init_logging(cli.log.as_deref(), None)?;
+            start_from_etcd(&cli, spec.clone())?
+        }
+        ConfigSource::File(ref path) | ConfigSource::Dir(ref path) => {
+            if !path.exists() {
+                anyhow::bail!(
+                    "config source {} does not exist (create it, or pass -c <file or dir>)",
+                    path.display()
+                );
             }
-            eprintln!("{} error(s)", errors.0.len());
-            return Ok(1);
+            match start_from_files(&cli, path) {
+                Ok(s) => s,
+                Err(code) => return Ok(code),
+            }
         }
     };
-    let config = loaded.config;
+    let config = start.config;
     if cli.test {
         println!("config ok: {source}");
         println!("{}", louailink_shared::validate::summary(&config));
         return Ok(0);
     }
-
-    // rustls needs one process-wide crypto provider; ring is the only one compiled in.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    init_logging(cli.log.as_deref(), config.basic.log_level.as_deref())?;
-    if cli.node_id.is_some() || cli.state_dir.is_some() {
-        tracing::info!("--node-id and --state-dir only matter in etcd mode");
+    if start.fleet.is_none() {
+        init_logging(cli.log.as_deref(), config.basic.log_level.as_deref())?;
     }
 
     let sink = access_log::Sink::new(cli.log.clone());
@@ -129,32 +212,37 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     let snapshot = match runtime.block_on(snapshot::Snapshot::build(&config, None, &sink)) {
         Ok(s) => s,
         Err(errors) => {
-            eprintln!("config invalid: {source}");
-            for e in &errors {
-                eprintln!("  {e}");
-            }
+            print_errors(&source.to_string(), &errors);
             return Ok(1);
         }
     };
     drop(runtime);
 
     let default_dir = home_dir().join(".louailink");
+    let basic = &config.basic;
     let opts = server::ProcessOptions {
         daemon: cli.daemon,
         upgrade: cli.upgrade,
-        log: cli.log,
-        pid_file: config
-            .basic
+        log: cli.log.clone(),
+        pid_file: cli
             .pid_file
             .clone()
+            .or_else(|| basic.pid_file.clone())
             .unwrap_or_else(|| default_dir.join("louailink.pid").display().to_string()),
-        upgrade_sock: config
-            .basic
+        upgrade_sock: cli
             .upgrade_sock
             .clone()
+            .or_else(|| basic.upgrade_sock.clone())
             .unwrap_or_else(|| "/tmp/louailink_upgrade.sock".into()),
-        watch: (cli.autoreload || cli.autorestart).then(|| path.clone()),
+        watch: start.watch,
         autorestart: cli.autorestart,
+        admin_addr: cli
+            .admin
+            .clone()
+            .or_else(|| basic.admin_addr.clone())
+            .or_else(|| start.fleet.as_ref().map(|_| DEFAULT_ADMIN_ADDR.to_string())),
+        fleet: start.fleet,
+        node: Arc::new(start.node),
     };
     server::run(&config, snapshot, sink, opts)?;
     Ok(0)

@@ -4,6 +4,7 @@
 //! (a new process takes the sockets over), otherwise the change is reported as pending.
 
 use crate::access_log::Sink;
+use crate::node::NodeView;
 use crate::snapshot::Snapshot;
 use arc_swap::ArcSwap;
 use louailink_shared::{Config, ServerConf};
@@ -77,6 +78,7 @@ pub struct Reloader {
     restarting: AtomicBool,
     /// Serialises builds so two changes never race.
     lock: tokio::sync::Mutex<()>,
+    node: Arc<NodeView>,
 }
 
 impl Reloader {
@@ -86,6 +88,7 @@ impl Reloader {
         sink: Arc<Sink>,
         config: &Config,
         autorestart: bool,
+        node: Arc<NodeView>,
     ) -> Self {
         Reloader {
             state,
@@ -94,6 +97,7 @@ impl Reloader {
             autorestart,
             restarting: AtomicBool::new(false),
             lock: tokio::sync::Mutex::new(()),
+            node,
         }
     }
 
@@ -120,6 +124,7 @@ impl Reloader {
             tracing::info!("config applied");
             return Outcome::Applied;
         }
+        self.node.update(|s| s.set_restart_pending(true));
         if !self.autorestart {
             tracing::warn!(servers = ?changed, "config applied; listener changes need a restart (restart_pending)");
             return Outcome::RestartPending(changed);

@@ -3,6 +3,8 @@
 //! access log writer) started after daemonizing.
 
 use crate::access_log::Sink;
+use crate::admin::Admin;
+use crate::node::NodeView;
 use crate::proxy::Proxy;
 use crate::reload::Reloader;
 use crate::snapshot::Snapshot;
@@ -34,6 +36,12 @@ pub struct ProcessOptions {
     pub watch: Option<std::path::PathBuf>,
     /// Upgrade ourselves for listener changes (`-a`).
     pub autorestart: bool,
+    /// Follow etcd (fleet mode).
+    pub fleet: Option<crate::fleet::Fleet>,
+    /// Admin listener address.
+    pub admin_addr: Option<String>,
+    /// This node's status.
+    pub node: Arc<NodeView>,
 }
 
 fn secs_ceil(d: Duration) -> u64 {
@@ -76,7 +84,10 @@ impl ShutdownSignalWatch for Signals {
 struct Maintenance {
     state: Arc<ArcSwap<Snapshot>>,
     sink: Arc<Sink>,
-    watch: Option<(std::path::PathBuf, Arc<Reloader>)>,
+    reloader: Arc<Reloader>,
+    watch: Option<std::path::PathBuf>,
+    fleet: Option<crate::fleet::Fleet>,
+    node: Arc<NodeView>,
 }
 
 #[async_trait]
@@ -85,8 +96,19 @@ impl BackgroundService for Maintenance {
         if let Err(e) = self.sink.start_writer() {
             tracing::error!(error = %e, "cannot open the access log");
         }
-        if let Some((source, reloader)) = &self.watch {
-            tokio::spawn(crate::watch::watch_files(source.clone(), reloader.clone()));
+        if let Some(source) = &self.watch {
+            tokio::spawn(crate::watch::watch_files(
+                source.clone(),
+                self.reloader.clone(),
+            ));
+        }
+        if let Some(fleet) = &self.fleet {
+            tokio::spawn(crate::fleet::follow(
+                fleet.clone(),
+                self.reloader.clone(),
+                self.state.clone(),
+                self.node.clone(),
+            ));
         }
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
@@ -169,13 +191,33 @@ pub fn run(
         service.threads = sc.threads.or(basic.threads);
         server.add_service(service);
     }
-    let watch = opts.watch.clone().map(|source| {
-        let reloader = Reloader::new(state.clone(), sink.clone(), config, opts.autorestart);
-        (source, Arc::new(reloader))
-    });
+    if let Some(addr) = &opts.admin_addr {
+        let admin = Admin {
+            state: state.clone(),
+            node: opts.node.clone(),
+        };
+        let mut service = pingora::services::listening::Service::new("admin".into(), admin);
+        service.add_tcp(addr);
+        service.threads = Some(1);
+        server.add_service(service);
+    }
+    let reloader = Arc::new(Reloader::new(
+        state.clone(),
+        sink.clone(),
+        config,
+        opts.autorestart,
+        opts.node.clone(),
+    ));
     server.add_service(background_service(
         "maintenance",
-        Maintenance { state, sink, watch },
+        Maintenance {
+            state,
+            sink,
+            reloader,
+            watch: opts.watch.clone(),
+            fleet: opts.fleet.clone(),
+            node: opts.node.clone(),
+        },
     ));
 
     if !opts.daemon {

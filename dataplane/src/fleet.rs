@@ -1,0 +1,181 @@
+//! etcd mode: start from etcd (or from the last good snapshot on disk when etcd is
+//! unreachable), follow the prefix, apply every new desired config, persist it, and keep the
+//! node's lease-bound status key current.
+
+use crate::node::{backend_health, NodeView};
+use crate::reload::{Outcome, Reloader};
+use crate::snapshot::Snapshot;
+use arc_swap::ArcSwap;
+use louailink_shared::storage::{
+    EtcdSpec, FollowState, Follower, FollowerOptions, NodeKeeper, NodeStatus, StateFile,
+    StateSnapshot,
+};
+use louailink_shared::Config;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Lease time-to-live of the node status key.
+const NODE_TTL: Duration = Duration::from_secs(10);
+
+/// Where this node follows its config from.
+#[derive(Clone)]
+pub struct Fleet {
+    /// The etcd endpoints and prefix.
+    pub spec: EtcdSpec,
+    /// The last good config on disk.
+    pub state_file: Arc<StateFile>,
+    /// The config the process started with, and the revision it came from.
+    pub seed: Option<StateSnapshot>,
+}
+
+/// The config to start with: etcd's when it answers within its timeout, else the state
+/// file's (served as stale). `ready` tells whether it came from etcd.
+pub fn initial_config(
+    spec: &EtcdSpec,
+    state_file: &StateFile,
+) -> anyhow::Result<(Config, Option<StateSnapshot>, bool)> {
+    let seed = match state_file.load() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring the saved config snapshot");
+            None
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let wait = spec.timeout.max(Duration::from_secs(2));
+    let state = runtime.block_on(async {
+        let follower = Follower::spawn(spec.clone(), seed.as_ref(), FollowerOptions::default())?;
+        let mut rx = follower.subscribe();
+        let fresh =
+            tokio::time::timeout(wait, rx.wait_for(|s| !s.stale && s.config.is_some())).await;
+        let state = match fresh {
+            Ok(Ok(s)) => s.clone(),
+            _ => follower.state(),
+        };
+        follower.stop();
+        anyhow::Ok(state)
+    })?;
+    drop(runtime);
+    match (&state.config, state.stale) {
+        (Some(config), false) => {
+            let snapshot = StateSnapshot::new((**config).clone(), state.revision, spec.to_string());
+            Ok(((**config).clone(), Some(snapshot), true))
+        }
+        (Some(config), true) => {
+            tracing::warn!(
+                "etcd unreachable: serving the last good config from the state dir (stale)"
+            );
+            Ok(((**config).clone(), seed, false))
+        }
+        (None, _) => {
+            tracing::warn!(
+                error = state
+                    .last_error
+                    .as_deref()
+                    .unwrap_or("no config under the prefix"),
+                "no config from etcd and none saved: starting empty until etcd has one"
+            );
+            Ok((Config::default(), None, false))
+        }
+    }
+}
+
+/// Follows etcd until the process ends.
+pub async fn follow(
+    fleet: Fleet,
+    reloader: Arc<Reloader>,
+    state: Arc<ArcSwap<Snapshot>>,
+    node: Arc<NodeView>,
+) {
+    let follower = match Follower::spawn(
+        fleet.spec.clone(),
+        fleet.seed.as_ref(),
+        FollowerOptions::default(),
+    ) {
+        Ok(f) => f,
+        Err(e) => return tracing::error!(error = %e, "cannot follow etcd"),
+    };
+    let keeper = match NodeKeeper::spawn(fleet.spec.clone(), node.status(&state.load()), NODE_TTL) {
+        Ok(k) => k,
+        Err(e) => return tracing::error!(error = %e, "cannot publish the node status"),
+    };
+    let mut rx = follower.subscribe();
+    let mut health_tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_health = backend_health(&state.load());
+    loop {
+        tokio::select! {
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    return tracing::error!("the etcd follower stopped");
+                }
+                let followed = rx.borrow_and_update().clone();
+                apply(&fleet, &reloader, &node, &followed).await;
+                let status = node.status(&state.load());
+                keeper.update(|s| *s = status);
+            }
+            _ = health_tick.tick() => {
+                let health = backend_health(&state.load());
+                if health != last_health {
+                    last_health = health.clone();
+                    keeper.update(|s| s.upstreams = health);
+                }
+            }
+        }
+    }
+}
+
+/// Applies one followed state and records what happened in the node's status.
+async fn apply(fleet: &Fleet, reloader: &Reloader, node: &NodeView, followed: &FollowState) {
+    node.update(|s| s.follow(followed));
+    let Some(config) = followed.config.as_ref() else {
+        return;
+    };
+    match reloader.apply((**config).clone()).await {
+        Outcome::Rejected(errors) => {
+            tracing::error!(revision = followed.revision, errors = ?errors, "config from etcd not applied");
+        }
+        outcome => {
+            if !followed.stale {
+                node.set_ready();
+                if outcome != Outcome::Unchanged {
+                    let snapshot = StateSnapshot::new(
+                        (**config).clone(),
+                        followed.revision,
+                        fleet.spec.to_string(),
+                    );
+                    if let Err(e) = fleet.state_file.save(&snapshot) {
+                        tracing::warn!(error = %e, "cannot save the config snapshot");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A node id: the host name plus a short random suffix, kept in the state dir.
+pub fn node_id(state_dir: &std::path::Path) -> String {
+    let file = state_dir.join("node-id");
+    if let Ok(id) = std::fs::read_to_string(&file) {
+        let id = id.trim();
+        if !id.is_empty() {
+            return id.to_string();
+        }
+    }
+    let id = format!(
+        "{}-{:06x}",
+        louailink_shared::storage::node_status::host_name(),
+        fastrand::u32(..0x100_0000)
+    );
+    if let Err(e) = std::fs::create_dir_all(state_dir).and_then(|_| std::fs::write(&file, &id)) {
+        tracing::warn!(error = %e, "cannot keep the node id in the state dir");
+    }
+    id
+}
+
+/// A fresh status for this node.
+pub fn new_status(id: &str) -> NodeStatus {
+    NodeStatus::new(id, env!("CARGO_PKG_VERSION"))
+}
