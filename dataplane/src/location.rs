@@ -49,6 +49,8 @@ pub enum UpstreamRef {
 pub struct Location {
     /// Item name.
     pub name: Arc<str>,
+    /// The config it was built from.
+    pub conf: LocationConf,
     /// Host patterns (empty = any host).
     pub hosts: Vec<HostMatcher>,
     /// Path pattern.
@@ -159,6 +161,7 @@ impl Location {
             .any(|rules| rules.iter().any(|r| r.value.uses_request_id()));
         Ok(Location {
             name: Arc::from(name),
+            conf: conf.clone(),
             hosts,
             path,
             upstream,
@@ -177,6 +180,27 @@ impl Location {
             needs_captures,
             needs_request_id,
         })
+    }
+
+    /// True when this location's upstream and plugins are the very objects in these maps.
+    pub fn same_references(
+        &self,
+        upstreams: &HashMap<String, Arc<Upstream>>,
+        plugins: &HashMap<String, Arc<dyn Plugin>>,
+    ) -> bool {
+        let upstream_same = match (&self.upstream, self.conf.upstream.as_deref()) {
+            (UpstreamRef::Fixed(u), Some(name)) => upstreams
+                .get(name.trim())
+                .is_some_and(|n| Arc::ptr_eq(n, u)),
+            _ => true,
+        };
+        upstream_same
+            && self
+                .conf
+                .plugins
+                .iter()
+                .zip(&self.plugins)
+                .all(|(name, p)| plugins.get(name).is_some_and(|n| Arc::ptr_eq(n, p)))
     }
 
     /// Named captures of the matching host regex, path regex and rewrite regex.

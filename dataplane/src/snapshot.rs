@@ -105,7 +105,25 @@ impl Snapshot {
             .collect();
 
         let mut locations = HashMap::new();
+        // Unchanged locations whose upstream and plugins were carried over are kept whole,
+        // so their in-flight counters (max_processing) stay exact across a swap.
+        let previous_locations: HashMap<&str, &Arc<Location>> = previous
+            .map(|p| {
+                p.servers
+                    .values()
+                    .flat_map(|s| s.router.locations.iter())
+                    .map(|l| (&*l.name, l))
+                    .collect()
+            })
+            .unwrap_or_default();
         for (name, conf) in &config.locations {
+            if let Some(l) = previous_locations
+                .get(name.as_str())
+                .filter(|l| l.conf == *conf && l.same_references(&upstreams, &plugin_refs))
+            {
+                locations.insert(name.as_str(), Arc::clone(l));
+                continue;
+            }
             match Location::compile(name, conf, &upstreams, &plugin_refs) {
                 Ok(l) => {
                     locations.insert(name.as_str(), Arc::new(l));
@@ -203,4 +221,86 @@ pub fn parse_net(s: &str) -> Option<IpNet> {
     s.parse::<IpNet>()
         .ok()
         .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(mock_data: &str, backend: &str) -> Config {
+        let text = format!(
+            r#"
+[upstreams.app]
+addrs = ["{backend}"]
+[plugins.m]
+category = "mock"
+data = "{mock_data}"
+[locations.api]
+path = "/api"
+upstream = "app"
+[locations.mocked]
+path = "/m"
+plugins = ["m"]
+[servers.main]
+addr = "127.0.0.1:1"
+locations = ["api", "mocked"]
+"#
+        );
+        louailink_shared::loader::parse_text(&text, louailink_shared::Format::Toml, None)
+            .expect("valid test config")
+            .config
+    }
+
+    fn location<'a>(s: &'a Snapshot, name: &str) -> &'a Arc<Location> {
+        let router = &s.servers["main"].router;
+        router
+            .locations
+            .iter()
+            .find(|l| &*l.name == name)
+            .expect("location exists")
+    }
+
+    #[tokio::test]
+    async fn unchanged_items_survive_a_rebuild() {
+        let sink = Sink::new(None);
+        let first = Snapshot::build(&config("a", "127.0.0.1:9"), None, &sink)
+            .await
+            .unwrap();
+        let same = Snapshot::build(&config("a", "127.0.0.1:9"), Some(&first), &sink)
+            .await
+            .unwrap();
+        assert!(Arc::ptr_eq(&first.upstreams["app"], &same.upstreams["app"]));
+        assert!(Arc::ptr_eq(location(&first, "api"), location(&same, "api")));
+        assert!(Arc::ptr_eq(
+            location(&first, "mocked"),
+            location(&same, "mocked")
+        ));
+
+        // A changed plugin is rebuilt, and so is the location using it; the rest is kept.
+        let plugin_changed = Snapshot::build(&config("b", "127.0.0.1:9"), Some(&same), &sink)
+            .await
+            .unwrap();
+        assert!(!Arc::ptr_eq(
+            location(&same, "mocked"),
+            location(&plugin_changed, "mocked")
+        ));
+        assert!(Arc::ptr_eq(
+            location(&same, "api"),
+            location(&plugin_changed, "api")
+        ));
+
+        // A changed upstream is rebuilt, and so is the location using it.
+        let upstream_changed =
+            Snapshot::build(&config("b", "127.0.0.1:10"), Some(&plugin_changed), &sink)
+                .await
+                .unwrap();
+        assert!(!Arc::ptr_eq(
+            &plugin_changed.upstreams["app"],
+            &upstream_changed.upstreams["app"]
+        ));
+        assert!(!Arc::ptr_eq(
+            location(&plugin_changed, "api"),
+            location(&upstream_changed, "api")
+        ));
+    }
 }
