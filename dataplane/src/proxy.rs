@@ -284,12 +284,7 @@ impl ProxyHttp for Proxy {
             let path = session.req_header().uri.path();
             loc.captures(hit.host_pattern, &ctx.host, path, &mut ctx.vars);
         }
-        if loc.needs_request_id
-            || server
-                .access_log
-                .as_ref()
-                .is_some_and(|l| l.uses_request_id())
-        {
+        if loc.needs_request_id || server.log_uses_request_id {
             set_request_id(session, ctx);
         }
         ctx.host_pattern = hit.host_pattern;

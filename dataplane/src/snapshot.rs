@@ -23,6 +23,8 @@ pub struct ServerRuntime {
     pub router: Router,
     /// Access log, when configured.
     pub access_log: Option<AccessLog>,
+    /// The access log shows `{request_id}`.
+    pub log_uses_request_id: bool,
     /// Client keep-alive timeout.
     pub keepalive_timeout: Option<Duration>,
     /// Client read timeout.
@@ -134,7 +136,7 @@ impl Snapshot {
 
         let mut servers = AHashMap::new();
         for (name, conf) in &config.servers {
-            match build_server(name, conf, &locations, sink) {
+            match build_server(conf, &locations, sink) {
                 Ok(s) => {
                     servers.insert(name.clone(), s);
                 }
@@ -185,7 +187,6 @@ impl Snapshot {
 }
 
 fn build_server(
-    name: &str,
     conf: &ServerConf,
     locations: &HashMap<&str, Arc<Location>>,
     sink: &Arc<Sink>,
@@ -206,9 +207,9 @@ fn build_server(
         .map(|spec| AccessLog::new(spec, sink.clone()))
         .transpose()
         .map_err(|e| format!("access_log: {e}"))?;
-    let _ = name;
     Ok(ServerRuntime {
         router: Router::new(locs),
+        log_uses_request_id: access_log.as_ref().is_some_and(|l| l.uses_request_id()),
         access_log,
         keepalive_timeout: conf.keepalive_timeout.map(|d| d.0),
         read_timeout: conf.downstream_read_timeout.map(|d| d.0),
