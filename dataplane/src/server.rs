@@ -180,9 +180,9 @@ pub fn run(
                 if sc.enabled_h2 {
                     tls.enable_h2();
                 }
-                service.add_tls_with_settings(addr, None, tls);
+                service.add_tls_with_settings(addr, Some(socket_options()), tls);
             } else {
-                service.add_tcp(addr);
+                service.add_tcp_with_settings(addr, socket_options());
             }
         }
         if sc.tls && sc.tls_max_version == Some(TlsVersion::Tls12) {
@@ -228,6 +228,14 @@ pub fn run(
         shutdown_signal: Box::new(Signals),
     });
     Ok(())
+}
+
+/// Listening sockets use SO_REUSEPORT, so several nodes of a fleet sharing one config can run
+/// on one machine (the kernel spreads connections between them), as nginx's `reuseport`.
+fn socket_options() -> pingora::listeners::TcpSocketOptions {
+    let mut options = pingora::listeners::TcpSocketOptions::default();
+    options.so_reuseport = Some(true);
+    options
 }
 
 /// pingora keeps one idle-connection pool per server process: size it for the sum of the

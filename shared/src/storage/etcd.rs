@@ -178,7 +178,8 @@ impl Change {
         Ok(Change::Put { key, value })
     }
 
-    fn item_key(&self) -> &ItemKey {
+    /// The item this change is about.
+    pub fn item_key(&self) -> &ItemKey {
         match self {
             Change::Put { key, .. } | Change::Delete(key) => key,
         }
@@ -195,6 +196,35 @@ pub fn item_json(item: &Item) -> Result<Value, serde_json::Error> {
         Item::Plugin(v) => serde_json::to_value(v),
         Item::Certificate(v) => serde_json::to_value(v),
     }
+}
+
+/// The `meta/generation` a guarded commit expects to find (see
+/// [`EtcdStore::commit_guarded`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Expected {
+    /// Its value (0 when absent).
+    pub generation: i64,
+    /// Its mod revision (0 when absent).
+    pub generation_revision: i64,
+}
+
+/// An operation on a key outside the config, added to a guarded commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RawOp {
+    /// Write `value` at `key`.
+    Put {
+        /// The full key.
+        key: String,
+        /// The bytes.
+        value: Vec<u8>,
+    },
+    /// Delete every key in `[start, end)`.
+    DeleteRange {
+        /// First key deleted.
+        start: String,
+        /// First key kept.
+        end: String,
+    },
 }
 
 /// What a committed change produced.
@@ -464,7 +494,46 @@ impl EtcdStore {
     /// lose a bump). Refused before sending when etcd's limits (128 operations, 1.5 MiB)
     /// would be exceeded or a key appears twice.
     pub async fn commit(&self, changes: &[Change]) -> Result<Committed, EtcdError> {
-        let mut ops = Vec::with_capacity(changes.len() + 1);
+        let ops = self.txn_ops(changes, &[])?;
+        let gen_key = self.keys.generation();
+        for _ in 0..COMMIT_ATTEMPTS {
+            let current = self.get(&gen_key).await?;
+            let (value, mod_revision) = match &current {
+                Some(e) => (parse_generation(&e.value).unwrap_or(0), e.mod_revision),
+                None => (0, 0),
+            };
+            let expected = Expected {
+                generation: value,
+                generation_revision: mod_revision,
+            };
+            if let Some(committed) = self.try_commit(&ops, expected, Vec::new()).await? {
+                return Ok(committed);
+            }
+        }
+        Err(EtcdError::Conflict(COMMIT_ATTEMPTS))
+    }
+
+    /// Like [`EtcdStore::commit`], but once, and only if `meta/generation` is still as
+    /// `expected` and every one of `compares` holds (e.g. an item's mod revision for
+    /// compare-and-swap); `extra` adds operations on keys outside the config (history).
+    /// Returns `None`, changing nothing, when a condition failed: the caller re-reads and
+    /// decides again. This is how a writer that validated against a read makes sure its
+    /// write lands on exactly that state.
+    pub async fn commit_guarded(
+        &self,
+        changes: &[Change],
+        expected: Expected,
+        compares: Vec<Compare>,
+        extra: &[RawOp],
+    ) -> Result<Option<Committed>, EtcdError> {
+        let ops = self.txn_ops(changes, extra)?;
+        self.try_commit(&ops, expected, compares).await
+    }
+
+    /// The operations of `changes` and `extra`, checked against etcd's limits (one
+    /// operation and some bytes are kept for `meta/generation`).
+    fn txn_ops(&self, changes: &[Change], extra: &[RawOp]) -> Result<Vec<TxnOp>, EtcdError> {
+        let mut ops = Vec::with_capacity(changes.len() + extra.len() + 1);
         let mut size = 4096;
         let mut seen = std::collections::BTreeSet::new();
         for change in changes {
@@ -487,6 +556,19 @@ impl EtcdStore {
                 }
             }
         }
+        for op in extra {
+            match op {
+                RawOp::Put { key, value } => {
+                    size += key.len() + value.len() + 32;
+                    ops.push(TxnOp::put(key.clone(), value.clone(), None));
+                }
+                RawOp::DeleteRange { start, end } => {
+                    size += start.len() + end.len() + 32;
+                    let options = DeleteOptions::new().with_range(end.clone());
+                    ops.push(TxnOp::delete(start.clone(), Some(options)));
+                }
+            }
+        }
         if ops.len() + 1 > MAX_TXN_OPS {
             return Err(EtcdError::Txn(format!(
                 "{} changes; etcd accepts at most {} per transaction (one is meta/generation)",
@@ -499,33 +581,33 @@ impl EtcdStore {
                 "about {size} bytes; etcd accepts at most {MAX_REQUEST_BYTES} per request"
             )));
         }
+        Ok(ops)
+    }
+
+    /// One attempt: `ops` plus the generation bump, if the generation is as expected and
+    /// `compares` hold.
+    async fn try_commit(
+        &self,
+        ops: &[TxnOp],
+        expected: Expected,
+        mut compares: Vec<Compare>,
+    ) -> Result<Option<Committed>, EtcdError> {
         let gen_key = self.keys.generation();
-        for _ in 0..COMMIT_ATTEMPTS {
-            let current = self.get(&gen_key).await?;
-            let (value, mod_revision) = match &current {
-                Some(e) => (parse_generation(&e.value).unwrap_or(0), e.mod_revision),
-                None => (0, 0),
-            };
-            let next = value + 1;
-            let mut all = ops.clone();
-            all.push(TxnOp::put(gen_key.clone(), next.to_string(), None));
-            let txn = Txn::new()
-                .when([Compare::mod_revision(
-                    gen_key.clone(),
-                    CompareOp::Equal,
-                    mod_revision,
-                )])
-                .and_then(all);
-            let mut client = self.client.clone();
-            let resp = self.timed("txn", &gen_key, client.txn(txn)).await?;
-            if resp.succeeded() {
-                return Ok(Committed {
-                    revision: resp.header().map_or(0, |h| h.revision()),
-                    generation: next,
-                });
-            }
-        }
-        Err(EtcdError::Conflict(COMMIT_ATTEMPTS))
+        let next = expected.generation + 1;
+        let mut all = ops.to_vec();
+        all.push(TxnOp::put(gen_key.clone(), next.to_string(), None));
+        compares.push(Compare::mod_revision(
+            gen_key.clone(),
+            CompareOp::Equal,
+            expected.generation_revision,
+        ));
+        let txn = Txn::new().when(compares).and_then(all);
+        let mut client = self.client.clone();
+        let resp = self.timed("txn", &gen_key, client.txn(txn)).await?;
+        Ok(resp.succeeded().then(|| Committed {
+            revision: resp.header().map_or(0, |h| h.revision()),
+            generation: next,
+        }))
     }
 
     /// Opens the one watch stream on the prefix, from `start_revision`, with progress
@@ -551,7 +633,7 @@ pub fn parse_generation(value: &[u8]) -> Option<i64> {
 }
 
 /// The end of the range of keys starting with `prefix` (etcd's `GetPrefix` rule).
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < 0xff {

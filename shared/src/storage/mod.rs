@@ -25,7 +25,9 @@ pub mod state_file;
 
 pub use desired::{Alarm, Rejected};
 pub use digest::config_hash;
-pub use etcd::{item_json, Change, Committed, EtcdError, EtcdStore, PrefixRead, RawEntry};
+pub use etcd::{
+    item_json, Change, Committed, EtcdError, EtcdStore, Expected, PrefixRead, RawEntry, RawOp,
+};
 pub use follow::{FollowState, Follower, FollowerOptions};
 pub use keys::{ItemKey, KeyError, KeyKind, Keys, DEFAULT_PREFIX};
 pub use node_status::{BackendHealth, NodeKeeper, NodeState, NodeStatus};

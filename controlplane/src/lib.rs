@@ -1,0 +1,35 @@
+//! LouAILink's control plane: one service layer ([`service`]) over a config store (etcd or
+//! a directory), served as REST ([`api::rest`]) and gRPC ([`api::grpc`]), with history,
+//! node tracking, events and webhooks, and the `ctl` client.
+//!
+//! | module | concept |
+//! |---|---|
+//! | [`service`] | every operation: validated writes, dry runs, import/export, history, rollback |
+//! | [`store`], [`store_etcd`], [`store_file`] | where the config lives; guarded commits |
+//! | [`auth`] | bearer tokens, roles, failed-auth rate limit |
+//! | [`history`], [`diff`] | history records, field-level diffs, secret hashing |
+//! | [`events`], [`webhook`], [`nodes`] | events, their delivery, node tracking |
+//! | [`api`], [`openapi`] | REST and gRPC; the OpenAPI document |
+//! | [`server`] | wiring it all up; [`ctl`]: the command-line client |
+
+pub mod api;
+pub mod auth;
+pub mod ctl;
+pub mod diff;
+pub mod error;
+pub mod events;
+pub mod history;
+pub mod nodes;
+pub mod openapi;
+pub mod server;
+pub mod service;
+pub mod store;
+pub mod store_etcd;
+pub mod store_file;
+pub mod webhook;
+
+/// The generated gRPC types, client and server.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod pb {
+    tonic::include_proto!("louailink.control.v1");
+}
