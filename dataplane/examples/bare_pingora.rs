@@ -190,6 +190,12 @@ struct Args {
     /// Upstream idle_timeout in seconds set on the peer (pingora default: none)
     #[arg(long)]
     upstream_idle_timeout: Option<u64>,
+    /// Experiment: with --proxy, do the upstream exchange in request_filter with pingora's
+    /// HTTP/1 client session over connections from a plain LIFO pool (no idle watcher task, no
+    /// proxy_to_upstream machinery). A measurement prototype, not a complete proxy: request
+    /// bodies are not forwarded and a pooled connection closed by the upstream fails the request.
+    #[arg(long, requires = "proxy")]
+    proxy_direct: bool,
     /// Register no downstream HTTP modules (pingora's default registers a disabled
     /// ResponseCompression module, which still runs per request)
     #[arg(long)]
@@ -213,6 +219,48 @@ struct Bare {
     prebuilt_peer: Option<HttpPeer>,
     idle_timeout: Option<std::time::Duration>,
     no_default_modules: bool,
+    direct: Option<DirectPool>,
+}
+
+/// The idle upstream connections of the --proxy-direct experiment.
+struct DirectPool {
+    addr: std::net::SocketAddr,
+    idle: std::sync::Mutex<Vec<pingora_core::protocols::Stream>>,
+}
+
+impl DirectPool {
+    async fn proxy(&self, session: &mut Session) -> Result<()> {
+        use pingora_core::protocols::http::v1::client::HttpSession;
+        use pingora_core::{Error, ErrorType};
+        let pooled = self.idle.lock().unwrap().pop();
+        let stream = match pooled {
+            Some(s) => s,
+            None => {
+                let tcp = tokio::net::TcpStream::connect(self.addr)
+                    .await
+                    .map_err(|e| Error::because(ErrorType::ConnectError, "connect", e))?;
+                tcp.set_nodelay(true)
+                    .map_err(|e| Error::because(ErrorType::ConnectError, "nodelay", e))?;
+                let s: pingora_core::protocols::Stream =
+                    Box::new(pingora_core::protocols::l4::stream::Stream::from(tcp));
+                s
+            }
+        };
+        let mut up = HttpSession::new(stream);
+        up.write_request_header(Box::new(session.req_header().clone()))
+            .await?;
+        let resp = up.read_resp_header_parts().await?;
+        session.write_response_header(resp, false).await?;
+        while let Some(b) = up.read_body_bytes().await? {
+            session.write_response_body(Some(b), false).await?;
+        }
+        session.write_response_body(None, true).await?;
+        up.respect_keepalive();
+        if let Some(s) = up.reuse().await {
+            self.idle.lock().unwrap().push(s);
+        }
+        Ok(())
+    }
 }
 
 fn pong_header() -> Result<ResponseHeader> {
@@ -237,6 +285,10 @@ impl ProxyHttp for Bare {
     }
 
     async fn request_filter(&self, session: &mut Session, _ctx: &mut Self::CTX) -> Result<bool> {
+        if let Some(direct) = &self.direct {
+            direct.proxy(session).await?;
+            return Ok(true);
+        }
         if !self.answer {
             return Ok(false);
         }
@@ -313,6 +365,15 @@ fn main() {
             .upstream_idle_timeout
             .map(std::time::Duration::from_secs),
         no_default_modules: args.no_default_modules,
+        direct: args.proxy_direct.then(|| DirectPool {
+            addr: args
+                .proxy
+                .as_deref()
+                .unwrap_or_default()
+                .parse()
+                .expect("--proxy-direct needs --proxy IP:PORT"),
+            idle: std::sync::Mutex::new(Vec::new()),
+        }),
     };
 
     let mut server = Server::new_with_opt_and_conf(None, conf);
