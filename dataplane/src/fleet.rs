@@ -103,6 +103,12 @@ pub async fn follow(
         Err(e) => return tracing::error!(error = %e, "cannot publish the node status"),
     };
     let mut rx = follower.subscribe();
+    // The state published before we subscribed (e.g. the seed, stale while etcd is down)
+    // counts too: apply it once so the status says so.
+    let current = rx.borrow_and_update().clone();
+    apply(&fleet, &reloader, &node, &current).await;
+    let status = node.status(&state.load());
+    keeper.update(|s| *s = status);
     let mut health_tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_health = backend_health(&state.load());
     loop {

@@ -261,6 +261,9 @@ impl ProxyHttp for Proxy {
         if let Some(t) = server.keepalive_timeout {
             session.set_keepalive(Some(t.as_secs()));
         }
+        if crate::server::draining() {
+            session.set_keepalive(None);
+        }
         if server.read_timeout.is_some() {
             session.set_read_timeout(server.read_timeout);
         }

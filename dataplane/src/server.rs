@@ -17,6 +17,7 @@ use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +49,15 @@ fn secs_ceil(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
+/// Set when SIGQUIT arrives: responses then say `Connection: close`, so busy keep-alive
+/// clients move to the new process before pingora drops idle connections at shutdown.
+static DRAINING: AtomicBool = AtomicBool::new(false);
+
+/// True once this process was asked to hand over its sockets and drain.
+pub fn draining() -> bool {
+    DRAINING.load(Ordering::Relaxed)
+}
+
 /// SIGQUIT hands the sockets over and drains; SIGTERM and SIGINT stop at once.
 struct Signals;
 
@@ -65,6 +75,7 @@ impl ShutdownSignalWatch for Signals {
         };
         tokio::select! {
             _ = quit.recv() => {
+                DRAINING.store(true, Ordering::Relaxed);
                 tracing::info!("SIGQUIT: graceful shutdown (handing sockets to a new process if one waits)");
                 ShutdownSignal::GracefulUpgrade
             }

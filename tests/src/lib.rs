@@ -2,22 +2,33 @@
 //!
 //! Everything here is real: the `louailink` binary runs as a child process ([`Louailink`]),
 //! backends are small hyper servers on loopback sockets ([`Backend`]), certificates come from a
-//! throw-away CA ([`TestCa`]), and clients talk HTTP/1.1, h2c, TLS or raw bytes ([`Client`],
-//! [`RawConn`]). Each test allocates its own ports ([`free_port`]) and temp dirs, and every
-//! process or thread a test starts is stopped when its handle is dropped, so tests run in
-//! parallel.
+//! throw-away CA ([`TestCa`]), clients talk HTTP/1.1, h2c, TLS or raw bytes ([`Client`],
+//! [`RawConn`]), a real etcd ([`Etcd`], [`Fleet`]) holds fleet configs, and [`Load`] keeps
+//! traffic flowing while config changes or upgrades happen. Each test allocates its own ports
+//! ([`free_port`]) and temp dirs, and every process or thread a test starts is stopped when
+//! its handle is dropped, so tests run in parallel.
 
 pub mod backend;
 pub mod certs;
 pub mod client;
+pub mod etcd;
+pub mod fleet;
+pub mod link;
+pub mod load;
 pub mod proxy;
 pub mod routes;
+pub mod sse;
 
 pub use backend::{Backend, BackendBuilder};
 pub use certs::{CertPair, TestCa};
 pub use client::{peer_certificate, Client, Echo, RawConn, RawResponse, Reply};
+pub use etcd::Etcd;
+pub use fleet::{Fleet, NodeStatus, Op};
+pub use link::Link;
+pub use load::{assert_no_failures, Load, Report};
 pub use proxy::{CmdOutput, Louailink, LouailinkBuilder};
 pub use routes::{OneRoute, Routes, Single};
+pub use sse::SseStream;
 
 use std::future::Future;
 use std::net::TcpListener;

@@ -51,10 +51,13 @@ enum Layout {
     Dir,
 }
 
-/// Configures a `louailink` run: config files, environment, extra arguments.
+/// Configures a `louailink` run: config files (or another `-c` source such as `etcd://…`),
+/// environment, extra arguments, an admin listener.
 pub struct LouailinkBuilder {
     files: Vec<(String, String)>,
     layout: Layout,
+    source: Option<String>,
+    admin_port: Option<u16>,
     env: Vec<(String, String)>,
     args: Vec<String>,
     ports: Option<Vec<u16>>,
@@ -66,6 +69,8 @@ impl LouailinkBuilder {
         LouailinkBuilder {
             files: Vec::new(),
             layout: Layout::File,
+            source: None,
+            admin_port: None,
             env: Vec::new(),
             args: Vec::new(),
             ports: None,
@@ -114,14 +119,32 @@ impl LouailinkBuilder {
         self
     }
 
-    /// The ports to wait for (default: every `servers.*.addr` port in the config).
+    /// The ports to wait for (default: every `servers.*.addr` port in the config files).
     pub fn listen_ports(mut self, ports: &[u16]) -> Self {
         self.ports = Some(ports.to_vec());
         self
     }
 
-    /// Where `-c` points: the file, or the directory of files.
+    /// Takes the config from `source` (e.g. `etcd://127.0.0.1:2379/prefix`) instead of files;
+    /// the pid file and upgrade socket are then set with `--pid-file` / `--upgrade-sock` (in
+    /// the temp dir).
+    pub fn source(mut self, source: &str) -> Self {
+        self.source = Some(source.to_string());
+        self
+    }
+
+    /// Opens the admin listener (`--admin 127.0.0.1:<free port>`, see [`Louailink::status`]);
+    /// its port is waited on like the listen ports.
+    pub fn admin(mut self) -> Self {
+        self.admin_port = Some(crate::free_port());
+        self
+    }
+
+    /// Where `-c` points: the file, the directory of files, or the [`Self::source`].
     pub fn config_path(&self) -> PathBuf {
+        if let Some(source) = &self.source {
+            return PathBuf::from(source);
+        }
         match self.layout {
             Layout::File => self.dir.path().join(&self.files[0].0),
             Layout::Dir => self.dir.path().join("conf"),
@@ -132,6 +155,10 @@ impl LouailinkBuilder {
     /// the temp dir; 1 s grace period and shutdown timeout): appended as a block, or merged into
     /// a TOML file's own `[basic]` for keys it does not set.
     fn write_files(&self) {
+        if self.source.is_some() {
+            assert!(self.files.is_empty(), "config files and a source given");
+            return;
+        }
         assert!(!self.files.is_empty(), "no config given");
         let conf_dir = match self.layout {
             Layout::File => self.dir.path().to_path_buf(),
@@ -139,13 +166,7 @@ impl LouailinkBuilder {
         };
         std::fs::create_dir_all(&conf_dir).expect("config dir");
         let mut files = self.files.clone();
-        let d = self.dir.path().display();
-        let basic = [
-            ("pid_file", format!("{d}/louailink.pid")),
-            ("upgrade_sock", format!("{d}/upgrade.sock")),
-            ("grace_period", "1s".to_string()),
-            ("graceful_shutdown_timeout", "1s".to_string()),
-        ];
+        let basic = harness_basic(self.dir.path());
         if let Some(f) = files.iter_mut().find(|(n, c)| has_basic(n, c)) {
             merge_basic(f, &basic);
         } else {
@@ -168,6 +189,12 @@ impl LouailinkBuilder {
     }
 
     fn listen_ports_of_config(&self) -> Vec<u16> {
+        let mut ports = self.listen_ports_of_files();
+        ports.extend(self.admin_port);
+        ports
+    }
+
+    fn listen_ports_of_files(&self) -> Vec<u16> {
         if let Some(p) = &self.ports {
             return p.clone();
         }
@@ -202,10 +229,16 @@ impl LouailinkBuilder {
 
     fn command(&self, extra: &[&str]) -> Command {
         let mut cmd = Command::new(crate::louailink_bin());
-        cmd.arg("-c")
-            .arg(self.config_path())
-            .args(extra)
-            .args(&self.args)
+        cmd.arg("-c").arg(self.config_path()).args(extra);
+        if self.source.is_some() {
+            let d = self.dir.path().display();
+            cmd.arg(format!("--pid-file={d}/louailink.pid"))
+                .arg(format!("--upgrade-sock={d}/upgrade.sock"));
+        }
+        if let Some(port) = self.admin_port {
+            cmd.arg(format!("--admin=127.0.0.1:{port}"));
+        }
+        cmd.args(&self.args)
             .current_dir(self.dir.path())
             .env("RUST_LOG", "info")
             .env("HOME", self.dir.path())
@@ -300,9 +333,11 @@ impl LouailinkBuilder {
             pid: child.id() as i32,
             child: Some(child),
             ports: ports.clone(),
+            admin_port: self.admin_port,
             log_path,
             pid_path,
             config_path: self.config_path(),
+            single_file: self.source.is_none() && self.layout == Layout::File,
             dir: self.dir,
         };
         if daemon {
@@ -324,6 +359,30 @@ impl LouailinkBuilder {
         lk.wait_ready(&ports).await;
         lk
     }
+}
+
+/// The `basic` keys the harness sets in config files: pid file and upgrade socket in the temp
+/// dir (so parallel tests never share them), 1 s grace period and shutdown timeout.
+fn harness_basic(dir: &Path) -> [(&'static str, String); 4] {
+    let d = dir.display();
+    [
+        ("pid_file", format!("{d}/louailink.pid")),
+        ("upgrade_sock", format!("{d}/upgrade.sock")),
+        ("grace_period", "1s".to_string()),
+        ("graceful_shutdown_timeout", "1s".to_string()),
+    ]
+}
+
+/// `content` as the harness writes it: with its `basic` keys merged in or appended.
+fn with_harness_basic(dir: &Path, name: &str, content: &str) -> String {
+    let mut file = (name.to_string(), content.to_string());
+    let basic = harness_basic(dir);
+    if has_basic(name, content) {
+        merge_basic(&mut file, &basic);
+    } else {
+        append_basic(&mut file, &basic);
+    }
+    file.1
 }
 
 fn has_basic(name: &str, content: &str) -> bool {
@@ -418,9 +477,11 @@ pub struct Louailink {
     pid: i32,
     child: Option<Child>,
     ports: Vec<u16>,
+    admin_port: Option<u16>,
     log_path: PathBuf,
     pid_path: PathBuf,
     config_path: PathBuf,
+    single_file: bool,
     dir: TempDir,
 }
 
@@ -469,9 +530,32 @@ impl Louailink {
         self.dir.path()
     }
 
-    /// The config path given to `-c`.
+    /// The config path given to `-c` (the URL for an `etcd://` source).
     pub fn config_path(&self) -> &Path {
         &self.config_path
+    }
+
+    /// Rewrites the single config file (as an operator's editor would: in place), keeping the
+    /// harness's `basic` keys so that a process started from it (`-a`) still uses this
+    /// instance's pid file and upgrade socket.
+    pub fn write_config(&self, content: &str) {
+        assert!(self.single_file, "write_config needs a single-file config");
+        let name = self
+            .config_path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("config file name");
+        let text = with_harness_basic(self.dir.path(), name, content);
+        std::fs::write(&self.config_path, text).expect("rewrite config");
+    }
+
+    /// Writes a config file as is, without the harness's `basic` keys (e.g. an invalid edit).
+    pub fn write_config_raw(&self, content: &str) {
+        assert!(
+            self.single_file,
+            "write_config_raw needs a single-file config"
+        );
+        std::fs::write(&self.config_path, content).expect("rewrite config");
     }
 
     /// The pid file path the harness configured.
@@ -585,6 +669,94 @@ impl Louailink {
     pub fn ports(&self) -> &[u16] {
         &self.ports
     }
+
+    /// The admin listener's port ([`LouailinkBuilder::admin`]).
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
+            .expect("no admin listener: start with LouailinkBuilder::admin()")
+    }
+
+    /// `GET /_louailink/<what>` on the admin listener: status code and body.
+    pub async fn admin_get(&self, what: &str) -> (u16, String) {
+        let client = crate::Client::h1(self.admin_port());
+        let req = client.request(
+            reqwest::Method::GET,
+            "127.0.0.1",
+            &format!("/_louailink/{what}"),
+        );
+        match crate::Client::try_send(req).await {
+            Ok(r) => (r.status, r.body),
+            Err(e) => panic!("admin {what}: {e:?}\n{}", self.diagnostics()),
+        }
+    }
+
+    /// The node's status (`GET /_louailink/status`).
+    pub async fn status(&self) -> crate::NodeStatus {
+        let (code, body) = self.admin_get("status").await;
+        assert_eq!(code, 200, "/_louailink/status: {body}");
+        serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("/_louailink/status is not a node status ({e}): {body}"))
+    }
+
+    /// Polls the status until `pred` holds (bounded by [`crate::WAIT`]); returns it.
+    pub async fn wait_status(
+        &self,
+        what: &str,
+        pred: impl Fn(&crate::NodeStatus) -> bool,
+    ) -> crate::NodeStatus {
+        let found = crate::wait_until_or_none(crate::WAIT, || async {
+            let s = self.status().await;
+            pred(&s).then_some(s)
+        })
+        .await;
+        match found {
+            Some(s) => s,
+            None => panic!(
+                "timed out waiting for the status to show {what}; last: {:#?}",
+                self.status().await
+            ),
+        }
+    }
+
+    /// Stops the process where it is (SIGSTOP), as a frozen VM or a long GC pause would.
+    pub fn pause(&self) {
+        kill_pid(self.pid, libc::SIGSTOP);
+    }
+
+    /// Lets a paused process run again (SIGCONT).
+    pub fn resume(&self) {
+        kill_pid(self.pid, libc::SIGCONT);
+    }
+
+    /// After a self-upgrade (`-a`): waits until the pid file names another live process and
+    /// this one has exited, then makes this handle control the new process. Returns the new
+    /// pid.
+    pub async fn adopt_successor(&mut self) -> i32 {
+        let old = self.pid;
+        let new = crate::wait_until_or_none(crate::WAIT, || async {
+            std::fs::read_to_string(&self.pid_path)
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok())
+                .filter(|&p| p != old && pid_alive(p))
+        })
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "the pid file {} never named a new process:\n{}",
+                self.pid_path.display(),
+                self.diagnostics()
+            )
+        });
+        if self.wait_exit(crate::WAIT).await.is_none() && self.is_running() {
+            panic!(
+                "the old process {old} still runs after the upgrade:\n{}",
+                self.diagnostics()
+            );
+        }
+        self.child = None;
+        self.pid = new;
+        new
+    }
 }
 
 impl Drop for Louailink {
@@ -601,6 +773,13 @@ impl Drop for Louailink {
         if !self.is_running() {
             return;
         }
+        // A process this one started by upgrading itself (`-a`) and that the test did not
+        // adopt (it failed first) names itself in this instance's own pid file.
+        let successor = std::fs::read_to_string(&self.pid_path)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+            .filter(|&p| p != self.pid && pid_alive(p));
+        kill_pid(self.pid, libc::SIGCONT);
         kill_pid(self.pid, libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(3);
         while self.is_running() && Instant::now() < deadline {
@@ -611,6 +790,9 @@ impl Drop for Louailink {
         }
         if let Some(c) = &mut self.child {
             let _ = c.wait();
+        }
+        if let Some(pid) = successor {
+            kill_pid(pid, libc::SIGKILL);
         }
     }
 }
