@@ -5,6 +5,7 @@ pub mod access_log;
 pub mod admin;
 pub mod ctx;
 pub mod errors;
+pub mod events;
 pub mod fleet;
 pub mod location;
 pub mod node;

@@ -33,6 +33,15 @@ impl NodeView {
         self.ready.store(true, Ordering::Release);
     }
 
+    /// The node id.
+    pub fn id(&self) -> String {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .id
+            .clone()
+    }
+
     /// Changes the status.
     pub fn update(&self, change: impl FnOnce(&mut NodeStatus)) {
         let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());

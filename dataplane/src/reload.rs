@@ -4,6 +4,7 @@
 //! (a new process takes the sockets over), otherwise the change is reported as pending.
 
 use crate::access_log::Sink;
+use crate::events::Notifier;
 use crate::node::NodeView;
 use crate::snapshot::Snapshot;
 use arc_swap::ArcSwap;
@@ -79,6 +80,8 @@ pub struct Reloader {
     /// Serialises builds so two changes never race.
     lock: tokio::sync::Mutex<()>,
     node: Arc<NodeView>,
+    /// Events of a single node (off in etcd mode).
+    notifier: Arc<Notifier>,
 }
 
 impl Reloader {
@@ -89,6 +92,7 @@ impl Reloader {
         config: &Config,
         autorestart: bool,
         node: Arc<NodeView>,
+        notifier: Arc<Notifier>,
     ) -> Self {
         Reloader {
             state,
@@ -98,7 +102,13 @@ impl Reloader {
             restarting: AtomicBool::new(false),
             lock: tokio::sync::Mutex::new(()),
             node,
+            notifier,
         }
+    }
+
+    /// This process's event sender.
+    pub fn notifier(&self) -> &Arc<Notifier> {
+        &self.notifier
     }
 
     /// Builds and swaps in `config` (already validated by the loader).
@@ -114,11 +124,14 @@ impl Reloader {
                 for e in &errors {
                     tracing::error!(error = %e, "config rejected; the running config keeps serving");
                 }
+                self.notifier.config_rejected(&errors);
                 return Outcome::Rejected(errors);
             }
         };
         self.state.store(Arc::new(snapshot));
-        self.state.load().start_maintenance();
+        self.state.load().start_maintenance(&self.notifier);
+        self.notifier.set_webhook(config.basic.webhook.clone());
+        self.notifier.config_changed(&current.config, &config);
         let changed = listener_changes(&self.started, &config);
         if changed.is_empty() {
             tracing::info!("config applied");
@@ -127,6 +140,7 @@ impl Reloader {
         self.node.update(|s| s.set_restart_pending(true));
         if !self.autorestart {
             tracing::warn!(servers = ?changed, "config applied; listener changes need a restart (restart_pending)");
+            self.notifier.restart_pending(&changed);
             return Outcome::RestartPending(changed);
         }
         if self.restarting.swap(true, Ordering::AcqRel) {
@@ -134,10 +148,14 @@ impl Reloader {
         }
         tracing::info!(servers = ?changed, "listener changes: zero-downtime self-upgrade");
         match self_upgrade() {
-            Ok(()) => Outcome::Restarting,
+            Ok(()) => {
+                self.notifier.restarting(&changed);
+                Outcome::Restarting
+            }
             Err(e) => {
                 self.restarting.store(false, Ordering::Release);
                 tracing::error!(error = %e, "self-upgrade failed; listener changes are pending");
+                self.notifier.restart_pending(&changed);
                 Outcome::RestartPending(changed)
             }
         }

@@ -4,6 +4,7 @@
 
 use crate::access_log::Sink;
 use crate::admin::Admin;
+use crate::events::Notifier;
 use crate::node::NodeView;
 use crate::proxy::Proxy;
 use crate::reload::Reloader;
@@ -99,6 +100,7 @@ struct Maintenance {
     watch: Option<std::path::PathBuf>,
     fleet: Option<crate::fleet::Fleet>,
     node: Arc<NodeView>,
+    notifier: Arc<Notifier>,
 }
 
 #[async_trait]
@@ -121,11 +123,15 @@ impl BackgroundService for Maintenance {
                 self.node.clone(),
             ));
         }
+        // Building the webhook client loads root certificates: off this runtime, so the
+        // watcher above is not held up.
+        let notifier = self.notifier.clone();
+        tokio::task::spawn_blocking(move || notifier.start());
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
-                _ = tick.tick() => self.state.load().start_maintenance(),
+                _ = tick.tick() => self.state.load().start_maintenance(&self.notifier),
             }
         }
     }
@@ -212,12 +218,24 @@ pub fn run(
         service.threads = Some(1);
         server.add_service(service);
     }
+    // Single-node mode sends its own events; in etcd mode the control plane does.
+    let notifier = if opts.fleet.is_some() {
+        Notifier::off()
+    } else {
+        let source = opts.watch.as_ref().map(|p| p.display().to_string());
+        Notifier::new(
+            &opts.node.id(),
+            source.as_deref().unwrap_or_default(),
+            config.basic.webhook.clone(),
+        )
+    };
     let reloader = Arc::new(Reloader::new(
         state.clone(),
         sink.clone(),
         config,
         opts.autorestart,
         opts.node.clone(),
+        notifier.clone(),
     ));
     server.add_service(background_service(
         "maintenance",
@@ -228,6 +246,7 @@ pub fn run(
             watch: opts.watch.clone(),
             fleet: opts.fleet.clone(),
             node: opts.node.clone(),
+            notifier,
         },
     ));
 

@@ -5,6 +5,7 @@
 //! from the previous snapshot, keeping connection pools, health state and counters.
 
 use crate::access_log::{AccessLog, Sink};
+use crate::events::Notifier;
 use crate::location::Location;
 use crate::plugins::{self, Plugin};
 use crate::router::Router;
@@ -179,9 +180,10 @@ impl Snapshot {
     }
 
     /// Starts health checks and DNS refresh of upstreams that have none running yet.
-    pub fn start_maintenance(&self) {
+    /// Health transitions are reported to `notifier`.
+    pub fn start_maintenance(&self, notifier: &Arc<Notifier>) {
         for u in self.upstreams.values() {
-            u.start_maintenance();
+            u.start_maintenance(notifier);
         }
     }
 }

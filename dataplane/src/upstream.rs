@@ -1,6 +1,7 @@
 //! Upstreams: backend discovery, selection (pingora's load balancers plus least_conn),
 //! health checks and the peer handed to pingora for each attempt.
 
+use crate::events::Notifier;
 use async_trait::async_trait;
 use louailink_shared::patterns::{self, Algo, BackendAddr, HashKey};
 use louailink_shared::{Alpn, Discovery, UpstreamConf};
@@ -322,19 +323,20 @@ impl Upstream {
     }
 
     /// Starts health checks and DNS refresh once per upstream; they stop when it is dropped.
-    pub fn start_maintenance(self: &Arc<Self>) {
+    /// Health transitions go to `notifier` (one event per transition).
+    pub fn start_maintenance(self: &Arc<Self>, notifier: &Arc<Notifier>) {
         if self.health_interval.is_none() && self.dns_refresh.is_none() {
             return;
         }
         if self.maintenance_started.swap(true, Ordering::AcqRel) {
             return;
         }
-        tokio::spawn(maintain(Arc::downgrade(self)));
+        tokio::spawn(maintain(Arc::downgrade(self), notifier.clone()));
     }
 }
 
 /// Runs health checks and DNS refreshes until the upstream is gone.
-async fn maintain(up: Weak<Upstream>) {
+async fn maintain(up: Weak<Upstream>, notifier: Arc<Notifier>) {
     let mut next_check = tokio::time::Instant::now();
     let mut next_dns = tokio::time::Instant::now();
     loop {
@@ -356,6 +358,7 @@ async fn maintain(up: Weak<Upstream>) {
                 for ((addr, was), (_, is)) in before.iter().zip(u.health()) {
                     if *was != is {
                         tracing::warn!(upstream = %u.name, backend = %addr, healthy = is, "backend health changed");
+                        notifier.backend_health(&u.name, &addr.to_string(), is);
                     }
                 }
                 next_check = tokio::time::Instant::now() + every;

@@ -20,6 +20,7 @@ fn is_config_file(p: &Path) -> bool {
 /// Watches `source` until the process ends, applying every valid change.
 pub async fn watch_files(source: PathBuf, reloader: Arc<Reloader>) {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+    let recheck = tx.clone();
     let file = source.is_file().then(|| source.clone());
     let handler = move |res: notify::Result<notify::Event>| {
         let Ok(event) = res else { return };
@@ -53,6 +54,8 @@ pub async fn watch_files(source: PathBuf, reloader: Arc<Reloader>) {
         return tracing::error!(path = %target.display(), error = %e, "cannot watch the config");
     }
     tracing::info!(path = %source.display(), "watching the config for changes");
+    // An edit made between the start-up load and now raised no event: check once.
+    let _ = recheck.try_send(());
     while rx.recv().await.is_some() {
         while tokio::time::timeout(DEBOUNCE, rx.recv())
             .await
@@ -71,6 +74,8 @@ pub async fn watch_files(source: PathBuf, reloader: Arc<Reloader>) {
                 for e in errors.iter() {
                     tracing::error!(error = %e, "invalid config; the running config keeps serving");
                 }
+                let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                reloader.notifier().config_rejected(&errors);
             }
             Err(e) => tracing::error!(error = %e, "config reload task failed"),
         }

@@ -8,6 +8,7 @@ pub mod items;
 pub mod keys;
 pub mod loader;
 pub mod model;
+pub mod notify;
 pub mod patterns;
 pub mod plugins;
 pub mod sources;
