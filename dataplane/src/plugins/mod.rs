@@ -18,6 +18,7 @@ use pingora_proxy::Session;
 use std::sync::Arc;
 
 /// A response produced by a plugin instead of the upstream.
+#[derive(Clone)]
 pub struct Reply {
     /// Status and headers.
     pub header: ResponseHeader,
@@ -101,7 +102,7 @@ pub fn build(conf: &PluginConf) -> Result<Arc<dyn Plugin>, String> {
             .join("; ")
     })?;
     Ok(match options {
-        PluginOptions::Ping(o) => Arc::new(ping::Ping::new(o)),
+        PluginOptions::Ping(o) => Arc::new(ping::Ping::new(o)?),
         PluginOptions::Mock(o) => Arc::new(mock::Mock::new(o)?),
     })
 }
