@@ -9,8 +9,18 @@
 
 use crate::location::{HostMatcher, Location, PathMatcher};
 use ahash::AHashMap;
-use regex::Regex;
+use regex::{Regex, RegexSet};
 use std::sync::Arc;
+
+/// A set over several regexes (one alone is matched directly). A set that cannot be built
+/// (e.g. over the size limit) falls back to matching each regex in turn.
+fn build_set<'a>(regexes: impl Iterator<Item = &'a Regex>) -> Option<RegexSet> {
+    let sources: Vec<&str> = regexes.map(Regex::as_str).collect();
+    if sources.len() < 2 {
+        return None;
+    }
+    RegexSet::new(&sources).ok()
+}
 
 /// A matched location and which of its host patterns matched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,7 +99,9 @@ impl PrefixTrie {
 #[derive(Default)]
 struct PathIndex {
     exact: AHashMap<Box<str>, Entry>,
+    /// Path regexes in list order, matched in one pass by `regex_set` once built.
     regex: Vec<(Regex, Entry)>,
+    regex_set: Option<RegexSet>,
     prefix: PrefixTrie,
     any: Option<Entry>,
 }
@@ -108,20 +120,31 @@ impl PathIndex {
                     *slot = entry;
                 }
             }
-            PathMatcher::Regex(re) => {
-                self.regex.push((re.clone(), entry));
-                self.regex.sort_by_key(|(_, e)| e.order);
-            }
+            PathMatcher::Regex(re) => self.regex.push((re.clone(), entry)),
             PathMatcher::Prefix(p) => self.prefix.insert(p.as_bytes(), entry),
             PathMatcher::Any => keep_first(&mut self.any),
         }
+    }
+
+    /// Compiles the regexes into one set, so a match costs one pass however many there are.
+    fn finish(&mut self) {
+        self.regex.sort_by_key(|(_, e)| e.order);
+        self.regex_set = build_set(self.regex.iter().map(|(re, _)| re));
     }
 
     fn find(&self, path: &str) -> Option<(PathRank, Entry)> {
         if let Some(e) = self.exact.get(path) {
             return Some(((0, 0, e.order), *e));
         }
-        if let Some((_, e)) = self.regex.iter().find(|(re, _)| re.is_match(path)) {
+        let first_regex = match &self.regex_set {
+            Some(set) => set.matches(path).iter().next().map(|i| &self.regex[i].1),
+            None => self
+                .regex
+                .iter()
+                .find(|(re, _)| re.is_match(path))
+                .map(|(_, e)| e),
+        };
+        if let Some(e) = first_regex {
             return Some(((1, 0, e.order), *e));
         }
         if let Some((len, e)) = self.prefix.longest(path.as_bytes()) {
@@ -137,7 +160,9 @@ struct Level {
     weight: i32,
     exact: AHashMap<Box<str>, PathIndex>,
     wildcard: AHashMap<Box<str>, PathIndex>,
+    /// Host regexes, matched in one pass by `regex_set` once built.
     regex: Vec<(Regex, PathIndex)>,
+    regex_set: Option<RegexSet>,
     any: PathIndex,
 }
 
@@ -157,12 +182,19 @@ impl Level {
                 }
             }
         }
-        let regex_best = self
-            .regex
-            .iter()
-            .filter(|(re, _)| re.is_match(host))
-            .filter_map(|(_, ix)| ix.find(path))
-            .min_by_key(|(rank, _)| *rank);
+        let regex_best = match &self.regex_set {
+            Some(set) => set
+                .matches(host)
+                .iter()
+                .filter_map(|i| self.regex[i].1.find(path))
+                .min_by_key(|(rank, _)| *rank),
+            None => self
+                .regex
+                .iter()
+                .filter(|(re, _)| re.is_match(host))
+                .filter_map(|(_, ix)| ix.find(path))
+                .min_by_key(|(rank, _)| *rank),
+        };
         if let Some((_, e)) = regex_best {
             return Some(e);
         }
@@ -223,6 +255,18 @@ impl Router {
                     }
                 };
                 index.insert(&loc.path, entry(i));
+            }
+        }
+        for level in &mut levels {
+            level.regex_set = build_set(level.regex.iter().map(|(re, _)| re));
+            let indexes = level
+                .exact
+                .values_mut()
+                .chain(level.wildcard.values_mut())
+                .chain(level.regex.iter_mut().map(|(_, ix)| ix))
+                .chain(std::iter::once(&mut level.any));
+            for index in indexes {
+                index.finish();
             }
         }
         levels.sort_by_key(|l| std::cmp::Reverse(l.weight));
