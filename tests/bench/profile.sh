@@ -40,7 +40,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { local p; while :; do p=$((20000 + RANDOM % 30000)); ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return; }; done; }
+free_port() { # below the ephemeral range, no socket in any state on it
+    local p lo
+    lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    [ "$lo" -gt 12000 ] || lo=32768
+    while :; do p=$((10000 + RANDOM % (lo - 10000))); ss -Htan "sport = :$p" | grep -q . || { echo "$p"; return; }; done
+}
 STARTED=
 start() { # CPU NAME CMD...  (under timeout, own process group; STARTED = pid = pgid)
     local cpu=$1 name=$2; shift 2
@@ -151,8 +156,9 @@ server { listen 127.0.0.1:$port; location / { proxy_pass http://backend; proxy_h
         callgrind_annotate "$f" 2>/dev/null | per_request "$reqs"
         [ "$KEEP_TMP" = 1 ] && echo "callgrind file: $f"
     else
-        awk -v r="$reqs" 'NR <= 2 || /^-/ { next } $NF == "total" { printf "syscalls per request: %.2f\n", $(NF-2) / r; next }
-            NF >= 5 { calls = ($(NF-1) ~ /^[0-9]+$/ && NF == 6) ? $(NF-2) : $4; printf "%8.3f /req  %s\n", calls / r, $NF }' "$TMP/strace.$target"
+        # columns: % time, seconds, usecs/call, calls, [errors], syscall
+        awk -v r="$reqs" 'NR <= 2 || /^-/ { next } $NF == "total" { printf "syscalls per request: %.2f\n", $4 / r; next }
+            NF >= 5 { printf "%8.3f /req  %s\n", $4 / r, $NF }' "$TMP/strace.$target"
         cat "$TMP/strace.$target"
     fi
 done
