@@ -55,7 +55,11 @@ pub fn initial_config(
             Ok(Ok(s)) => s.clone(),
             _ => follower.state(),
         };
+        // Let the abort take effect while the runtime still runs: a task torn down by the
+        // runtime's shutdown instead may panic creating a timer (an abort with panic=abort).
         follower.stop();
+        drop(follower);
+        tokio::time::sleep(Duration::from_millis(50)).await;
         anyhow::Ok(state)
     })?;
     drop(runtime);
