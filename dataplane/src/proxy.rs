@@ -106,6 +106,27 @@ fn client_ip(session: &Session, trusted: &[IpNet]) -> Option<IpAddr> {
     )
 }
 
+/// The location's `response` plugins, then its `response_headers`: the same for upstream,
+/// plugin and error responses.
+fn response_phase(
+    session: &mut Session,
+    header: &mut ResponseHeader,
+    ctx: &mut RequestCtx,
+) -> Result<()> {
+    let Some(loc) = ctx.location.clone() else {
+        return Ok(());
+    };
+    for p in &loc.plugins {
+        p.response(session, header, ctx)?;
+    }
+    for h in &loc.response_headers {
+        if let Some(v) = h.value.render(session, ctx) {
+            header.insert_header(h.name, v)?;
+        }
+    }
+    Ok(())
+}
+
 /// Takes the client's `X-Request-Id`, or generates one.
 fn set_request_id(session: &Session, ctx: &mut RequestCtx) {
     match session
@@ -173,16 +194,7 @@ impl Proxy {
         ctx: &mut RequestCtx,
         mut reply: Reply,
     ) -> Result<()> {
-        if let Some(loc) = ctx.location.clone() {
-            for p in &loc.plugins {
-                p.response(session, &mut reply.header, ctx)?;
-            }
-            for h in &loc.response_headers {
-                if let Some(v) = h.value.render(session, ctx) {
-                    reply.header.insert_header(h.name, v)?;
-                }
-            }
-        }
+        response_phase(session, &mut reply.header, ctx)?;
         ctx.status = reply.header.status.as_u16();
         let head_only = session.req_header().method == http::Method::HEAD;
         session
@@ -506,18 +518,7 @@ impl ProxyHttp for Proxy {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let Some(loc) = ctx.location.clone() else {
-            return Ok(());
-        };
-        for p in &loc.plugins {
-            p.response(session, resp, ctx)?;
-        }
-        for h in &loc.response_headers {
-            if let Some(v) = h.value.render(session, ctx) {
-                resp.insert_header(h.name, v)?;
-            }
-        }
-        Ok(())
+        response_phase(session, resp, ctx)
     }
 
     fn response_body_filter(
