@@ -139,12 +139,18 @@ pub async fn follow(
 
 /// Applies one followed state and records what happened in the node's status.
 async fn apply(fleet: &Fleet, reloader: &Reloader, node: &NodeView, followed: &FollowState) {
-    node.update(|s| s.follow(followed));
+    let mut served = (0, String::new());
+    node.update(|s| {
+        served = (s.applied_revision, s.config_hash.clone());
+        s.follow(followed);
+    });
     let Some(config) = followed.config.as_ref() else {
         return;
     };
     match reloader.apply((**config).clone()).await {
         Outcome::Rejected(errors) => {
+            // Still serving the previous config: the status must say so.
+            node.update(|s| (s.applied_revision, s.config_hash) = served);
             tracing::error!(revision = followed.revision, errors = ?errors, "config from etcd not applied");
         }
         outcome => {
