@@ -106,11 +106,12 @@ pub async fn follow(
         Ok(k) => k,
         Err(e) => return tracing::error!(error = %e, "cannot publish the node status"),
     };
+    let saver = spawn_saver(&fleet);
     let mut rx = follower.subscribe();
     // The state published before we subscribed (e.g. the seed, stale while etcd is down)
     // counts too: apply it once so the status says so.
     let current = rx.borrow_and_update().clone();
-    apply(&fleet, &reloader, &node, &current).await;
+    apply(&reloader, &node, &saver, &current).await;
     let status = node.status(&state.load());
     keeper.update(|s| *s = status);
     let mut health_tick = tokio::time::interval(Duration::from_secs(1));
@@ -122,7 +123,7 @@ pub async fn follow(
                     return tracing::error!("the etcd follower stopped");
                 }
                 let followed = rx.borrow_and_update().clone();
-                apply(&fleet, &reloader, &node, &followed).await;
+                apply(&reloader, &node, &saver, &followed).await;
                 let status = node.status(&state.load());
                 keeper.update(|s| *s = status);
             }
@@ -137,38 +138,63 @@ pub async fn follow(
     }
 }
 
-/// Applies one followed state and records what happened in the node's status.
-async fn apply(fleet: &Fleet, reloader: &Reloader, node: &NodeView, followed: &FollowState) {
-    let mut served = (0, String::new());
-    node.update(|s| {
-        served = (s.applied_revision, s.config_hash.clone());
-        s.follow(followed);
-    });
+/// Applies one followed state, then records in the node's status what it now serves: the
+/// revision and hash change only once the new snapshot is swapped in.
+async fn apply(reloader: &Reloader, node: &NodeView, saver: &Saver, followed: &FollowState) {
     let Some(config) = followed.config.as_ref() else {
-        return;
+        return node.update(|s| s.follow(followed));
     };
-    match reloader.apply((**config).clone()).await {
-        Outcome::Rejected(errors) => {
+    let outcome = reloader.apply((**config).clone()).await;
+    node.update(|s| {
+        let served = (s.applied_revision, std::mem::take(&mut s.config_hash));
+        s.follow(followed);
+        if matches!(outcome, Outcome::Rejected(_)) {
             // Still serving the previous config: the status must say so.
-            node.update(|s| (s.applied_revision, s.config_hash) = served);
+            (s.applied_revision, s.config_hash) = served;
+        }
+    });
+    match outcome {
+        Outcome::Rejected(errors) => {
             tracing::error!(revision = followed.revision, errors = ?errors, "config from etcd not applied");
         }
         outcome => {
             if !followed.stale {
                 node.set_ready();
                 if outcome != Outcome::Unchanged {
-                    let snapshot = StateSnapshot::new(
-                        (**config).clone(),
-                        followed.revision,
-                        fleet.spec.to_string(),
-                    );
-                    if let Err(e) = fleet.state_file.save(&snapshot) {
-                        tracing::warn!(error = %e, "cannot save the config snapshot");
-                    }
+                    saver.send_replace(Some((Arc::clone(config), followed.revision)));
                 }
             }
         }
     }
+}
+
+/// The newest applied config and its revision, for the state file.
+type Saver = tokio::sync::watch::Sender<Option<(Arc<Config>, i64)>>;
+
+/// Saves the newest applied config to the state dir off the follow loop: the two fsyncs
+/// can take long on a busy disk, and only the newest config matters.
+fn spawn_saver(fleet: &Fleet) -> Saver {
+    let state_file = Arc::clone(&fleet.state_file);
+    let source = fleet.spec.to_string();
+    let (tx, mut rx) = tokio::sync::watch::channel::<Option<(Arc<Config>, i64)>>(None);
+    tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let Some((config, revision)) = rx.borrow_and_update().clone() else {
+                continue;
+            };
+            let (state_file, source) = (Arc::clone(&state_file), source.clone());
+            let saved = tokio::task::spawn_blocking(move || {
+                state_file.save(&StateSnapshot::new((*config).clone(), revision, source))
+            })
+            .await;
+            match saved {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot save the config snapshot"),
+                Err(e) => tracing::warn!(error = %e, "the config snapshot save failed"),
+            }
+        }
+    });
+    tx
 }
 
 /// A node id: the host name plus a short random suffix, kept in the state dir.

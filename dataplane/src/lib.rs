@@ -3,6 +3,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod config_runtime;
 pub mod ctx;
 pub mod errors;
 pub mod events;

@@ -209,7 +209,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let snapshot = match runtime.block_on(snapshot::Snapshot::build(&config, None, &sink)) {
+    let snapshot = match runtime.block_on(snapshot::Snapshot::build(config.clone(), None, &sink)) {
         Ok(s) => s,
         Err(errors) => {
             print_errors(&source.to_string(), &errors);
@@ -217,6 +217,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
     };
     drop(runtime);
+    louailink::config_runtime::release_memory();
 
     let default_dir = home_dir().join(".louailink");
     let basic = &config.basic;

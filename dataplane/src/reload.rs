@@ -82,6 +82,8 @@ pub struct Reloader {
     node: Arc<NodeView>,
     /// Events of a single node (off in etcd mode).
     notifier: Arc<Notifier>,
+    /// The runtime that runs health checks (builds run elsewhere, at a lower priority).
+    maintenance: std::sync::OnceLock<tokio::runtime::Handle>,
 }
 
 impl Reloader {
@@ -103,7 +105,13 @@ impl Reloader {
             lock: tokio::sync::Mutex::new(()),
             node,
             notifier,
+            maintenance: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sets the runtime on which health checks of new upstreams start.
+    pub fn set_maintenance(&self, handle: tokio::runtime::Handle) {
+        let _ = self.maintenance.set(handle);
     }
 
     /// This process's event sender.
@@ -118,7 +126,7 @@ impl Reloader {
         if current.config == config {
             return Outcome::Unchanged;
         }
-        let snapshot = match Snapshot::build(&config, Some(&current), &self.sink).await {
+        let snapshot = match Snapshot::build(config, Some(&current), &self.sink).await {
             Ok(s) => s,
             Err(errors) => {
                 for e in &errors {
@@ -128,11 +136,17 @@ impl Reloader {
                 return Outcome::Rejected(errors);
             }
         };
-        self.state.store(Arc::new(snapshot));
-        self.state.load().start_maintenance(&self.notifier);
+        let snapshot = Arc::new(snapshot);
+        self.state.store(Arc::clone(&snapshot));
+        {
+            let _on_maintenance = self.maintenance.get().map(|h| h.enter());
+            snapshot.start_maintenance(&self.notifier);
+        }
+        let config = &snapshot.config;
         self.notifier.set_webhook(config.basic.webhook.clone());
-        self.notifier.config_changed(&current.config, &config);
-        let changed = listener_changes(&self.started, &config);
+        self.notifier.config_changed(&current.config, config);
+        retire(current);
+        let changed = listener_changes(&self.started, config);
         if changed.is_empty() {
             tracing::info!("config applied");
             return Outcome::Applied;
@@ -160,6 +174,18 @@ impl Reloader {
             }
         }
     }
+}
+
+/// Frees a replaced snapshot here once the last request using it has finished, rather than
+/// in that request's thread: tearing down a large config takes milliseconds.
+fn retire(old: Arc<Snapshot>) {
+    tokio::spawn(async move {
+        while Arc::strong_count(&old) > 1 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        drop(old);
+        crate::config_runtime::release_memory();
+    });
 }
 
 /// Starts a copy of this process with `-u` (it waits for our sockets), then asks ourselves

@@ -206,10 +206,35 @@ impl Level {
 pub struct Router {
     /// The server's locations, in list order.
     pub locations: Vec<Arc<Location>>,
-    levels: Vec<Level>,
+    /// Shared by the routers of successive snapshots while no location's host, path or
+    /// weight (nor the list order) changes: most changes touch neither.
+    levels: Arc<[Level]>,
+}
+
+/// Whether two location lists route the same way: same host, path and weight, in order.
+fn same_routes(a: &[Arc<Location>], b: &[Arc<Location>]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            Arc::ptr_eq(x, y)
+                || (x.weight == y.weight
+                    && x.conf.host == y.conf.host
+                    && x.conf.path == y.conf.path)
+        })
 }
 
 impl Router {
+    /// The router over `locations`, reusing `previous`'s index when the routes are the same
+    /// (so a change of headers or upstreams compiles no regex set again).
+    pub fn rebuild(locations: Vec<Arc<Location>>, previous: Option<&Router>) -> Self {
+        match previous {
+            Some(p) if same_routes(&p.locations, &locations) => Router {
+                locations,
+                levels: Arc::clone(&p.levels),
+            },
+            _ => Router::new(locations),
+        }
+    }
+
     /// Builds the index over `locations` (given in the server's list order).
     pub fn new(locations: Vec<Arc<Location>>) -> Self {
         let mut levels: Vec<Level> = Vec::new();
@@ -270,7 +295,10 @@ impl Router {
             }
         }
         levels.sort_by_key(|l| std::cmp::Reverse(l.weight));
-        Router { locations, levels }
+        Router {
+            locations,
+            levels: levels.into(),
+        }
     }
 
     /// Finds the location for a lower-case host without port (None = no host) and a path.
@@ -360,6 +388,34 @@ mod tests {
             ("second", None, Some("/a"), 0),
         ]);
         assert_eq!(name(&r, None, "/a"), Some("first".into()));
+    }
+
+    #[test]
+    fn rebuild_shares_the_index_only_while_routes_stay() {
+        let first = router(&[("a", None, Some("/a"), 0), ("b", None, Some("/b"), 0)]);
+        // New location objects (say, a header changed) with the same routes: index shared.
+        let same = router(&[("a", None, Some("/a"), 0), ("b", None, Some("/b"), 0)]);
+        let same = Router::rebuild(same.locations, Some(&first));
+        assert!(Arc::ptr_eq(&first.levels, &same.levels));
+        assert_eq!(name(&same, None, "/b"), Some("b".into()));
+
+        // A path, a host or the order changed: a new index that routes the new way.
+        for changed in [
+            router(&[("a", None, Some("/a"), 0), ("b", None, Some("/c"), 0)]),
+            router(&[
+                ("a", None, Some("/a"), 0),
+                ("b", Some("h.com"), Some("/b"), 0),
+            ]),
+            router(&[("b", None, Some("/b"), 0), ("a", None, Some("/a"), 0)]),
+        ] {
+            let rebuilt = Router::rebuild(changed.locations, Some(&first));
+            assert!(!Arc::ptr_eq(&first.levels, &rebuilt.levels));
+            assert_eq!(name(&rebuilt, None, "/a"), Some("a".into()));
+        }
+        let moved = router(&[("a", None, Some("/a"), 0), ("b", None, Some("/c"), 0)]);
+        let moved = Router::rebuild(moved.locations, Some(&first));
+        assert_eq!(name(&moved, None, "/c"), Some("b".into()));
+        assert_eq!(name(&moved, None, "/b"), None);
     }
 
     #[test]

@@ -109,14 +109,17 @@ impl BackgroundService for Maintenance {
         if let Err(e) = self.sink.start_writer() {
             tracing::error!(error = %e, "cannot open the access log");
         }
+        // Health checks started by a reload run here, not on the config runtime.
+        self.reloader
+            .set_maintenance(tokio::runtime::Handle::current());
         if let Some(source) = &self.watch {
-            tokio::spawn(crate::watch::watch_files(
+            crate::config_runtime::spawn(crate::watch::watch_files(
                 source.clone(),
                 self.reloader.clone(),
             ));
         }
         if let Some(fleet) = &self.fleet {
-            tokio::spawn(crate::fleet::follow(
+            crate::config_runtime::spawn(crate::fleet::follow(
                 fleet.clone(),
                 self.reloader.clone(),
                 self.state.clone(),

@@ -61,10 +61,10 @@ impl std::fmt::Debug for Snapshot {
 }
 
 impl Snapshot {
-    /// Builds a snapshot, reusing unchanged upstreams and plugins of `previous`.
-    /// Errors are collected, each naming its item.
+    /// Builds a snapshot of `config`, reusing unchanged upstreams, plugins, locations and
+    /// router indexes of `previous`. Errors are collected, each naming its item.
     pub async fn build(
-        config: &Config,
+        config: Config,
         previous: Option<&Snapshot>,
         sink: &Arc<Sink>,
     ) -> Result<Self, Vec<String>> {
@@ -137,7 +137,10 @@ impl Snapshot {
 
         let mut servers = AHashMap::new();
         for (name, conf) in &config.servers {
-            match build_server(conf, &locations, sink) {
+            let previous_router = previous
+                .and_then(|p| p.servers.get(name))
+                .map(|s| &s.router);
+            match build_server(conf, &locations, previous_router, sink) {
                 Ok(s) => {
                     servers.insert(name.clone(), s);
                 }
@@ -175,7 +178,7 @@ impl Snapshot {
             certs,
             trusted_proxies,
             error_template: config.basic.error_template.clone(),
-            config: config.clone(),
+            config,
         })
     }
 
@@ -191,6 +194,7 @@ impl Snapshot {
 fn build_server(
     conf: &ServerConf,
     locations: &HashMap<&str, Arc<Location>>,
+    previous_router: Option<&Router>,
     sink: &Arc<Sink>,
 ) -> Result<ServerRuntime, String> {
     let locs = conf
@@ -210,7 +214,7 @@ fn build_server(
         .transpose()
         .map_err(|e| format!("access_log: {e}"))?;
     Ok(ServerRuntime {
-        router: Router::new(locs),
+        router: Router::rebuild(locs, previous_router),
         log_uses_request_id: access_log.as_ref().is_some_and(|l| l.uses_request_id()),
         access_log,
         keepalive_timeout: conf.keepalive_timeout.map(|d| d.0),
@@ -266,10 +270,10 @@ locations = ["api", "mocked"]
     #[tokio::test]
     async fn unchanged_items_survive_a_rebuild() {
         let sink = Sink::new(None);
-        let first = Snapshot::build(&config("a", "127.0.0.1:9"), None, &sink)
+        let first = Snapshot::build(config("a", "127.0.0.1:9"), None, &sink)
             .await
             .unwrap();
-        let same = Snapshot::build(&config("a", "127.0.0.1:9"), Some(&first), &sink)
+        let same = Snapshot::build(config("a", "127.0.0.1:9"), Some(&first), &sink)
             .await
             .unwrap();
         assert!(Arc::ptr_eq(&first.upstreams["app"], &same.upstreams["app"]));
@@ -280,7 +284,7 @@ locations = ["api", "mocked"]
         ));
 
         // A changed plugin is rebuilt, and so is the location using it; the rest is kept.
-        let plugin_changed = Snapshot::build(&config("b", "127.0.0.1:9"), Some(&same), &sink)
+        let plugin_changed = Snapshot::build(config("b", "127.0.0.1:9"), Some(&same), &sink)
             .await
             .unwrap();
         assert!(!Arc::ptr_eq(
@@ -294,7 +298,7 @@ locations = ["api", "mocked"]
 
         // A changed upstream is rebuilt, and so is the location using it.
         let upstream_changed =
-            Snapshot::build(&config("b", "127.0.0.1:10"), Some(&plugin_changed), &sink)
+            Snapshot::build(config("b", "127.0.0.1:10"), Some(&plugin_changed), &sink)
                 .await
                 .unwrap();
         assert!(!Arc::ptr_eq(

@@ -62,8 +62,12 @@ pub async fn watch_files(source: PathBuf, reloader: Arc<Reloader>) {
             .is_ok_and(|r| r.is_some())
         {}
         let path = source.clone();
-        let loaded =
-            tokio::task::spawn_blocking(move || louailink_shared::loader::load(&path)).await;
+        let loaded = tokio::task::spawn_blocking(move || {
+            let loaded = louailink_shared::loader::load(&path);
+            crate::config_runtime::release_memory();
+            loaded
+        })
+        .await;
         match loaded {
             Ok(Ok(loaded)) => {
                 if let Outcome::Rejected(_) = reloader.apply(loaded.config).await {

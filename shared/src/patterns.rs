@@ -5,17 +5,49 @@
 use crate::values::parse_duration;
 use std::time::Duration;
 
-/// The useful part of a regex error (`unclosed group`), not regex's multi-line report.
-fn regex_problem(e: &regex::Error) -> String {
-    match e {
-        regex::Error::Syntax(s) => s
+/// Checks a regex's syntax the way `regex::Regex::new` parses it, without compiling it:
+/// validation runs on every change of every item, while the data plane compiles only the
+/// regexes of items that changed. (A regex past the compiled-size limit is still refused,
+/// when the data plane compiles it.) Returns the problem as one line (`unclosed group`).
+pub fn check_regex(re: &str) -> Result<(), String> {
+    parse_regex(re).map(drop)
+}
+
+fn parse_regex(re: &str) -> Result<regex_syntax::hir::Hir, String> {
+    regex_syntax::Parser::new().parse(re).map_err(|e| {
+        let report = e.to_string();
+        report
             .lines()
             .rev()
             .find_map(|l| l.trim().strip_prefix("error: "))
-            .unwrap_or(s)
-            .to_string(),
-        other => other.to_string(),
+            .unwrap_or(&report)
+            .to_string()
+    })
+}
+
+/// The named capture groups of a regex (none when it does not parse).
+pub fn capture_names(re: &str) -> Vec<String> {
+    fn walk(hir: &regex_syntax::hir::Hir, out: &mut Vec<String>) {
+        use regex_syntax::hir::HirKind;
+        match hir.kind() {
+            HirKind::Capture(c) => {
+                if let Some(name) = &c.name {
+                    out.push(name.to_string());
+                }
+                walk(&c.sub, out);
+            }
+            HirKind::Repetition(r) => walk(&r.sub, out),
+            HirKind::Concat(subs) | HirKind::Alternation(subs) => {
+                subs.iter().for_each(|h| walk(h, out));
+            }
+            _ => {}
+        }
     }
+    let mut out = Vec::new();
+    if let Ok(hir) = parse_regex(re) {
+        walk(&hir, &mut out);
+    }
+    out
 }
 
 /// One entry of a location's `host`.
@@ -34,9 +66,7 @@ pub fn parse_hosts(value: &str) -> Result<Vec<HostPattern>, String> {
     let mut out = Vec::new();
     for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         out.push(if let Some(re) = part.strip_prefix('~') {
-            regex::Regex::new(re).map_err(|e| {
-                format!("host regex {re:?} does not compile: {}", regex_problem(&e))
-            })?;
+            check_regex(re).map_err(|e| format!("host regex {re:?} does not compile: {e}"))?;
             HostPattern::Regex(re.to_string())
         } else if let Some(suffix) = part.strip_prefix("*.") {
             if suffix.is_empty() || suffix.contains('*') {
@@ -79,8 +109,7 @@ pub fn parse_path(value: Option<&str>) -> Result<PathPattern, String> {
         PathPattern::Exact(exact.trim().to_string())
     } else if let Some(re) = v.strip_prefix('~') {
         let re = re.trim();
-        regex::Regex::new(re)
-            .map_err(|e| format!("path regex {re:?} does not compile: {}", regex_problem(&e)))?;
+        check_regex(re).map_err(|e| format!("path regex {re:?} does not compile: {e}"))?;
         PathPattern::Regex(re.to_string())
     } else {
         PathPattern::Prefix(v.to_string())
@@ -104,12 +133,7 @@ pub fn parse_rewrite(value: &str) -> Result<Rewrite, String> {
             "rewrite {value:?} must be \"<regex> <replacement>\" (two parts separated by a space)"
         ));
     };
-    regex::Regex::new(re).map_err(|e| {
-        format!(
-            "rewrite regex {re:?} does not compile: {}",
-            regex_problem(&e)
-        )
-    })?;
+    check_regex(re).map_err(|e| format!("rewrite regex {re:?} does not compile: {e}"))?;
     Ok(Rewrite {
         regex: re.to_string(),
         replacement: replacement.unwrap_or("").to_string(),

@@ -9,8 +9,8 @@ use crate::error::{ConfigError, ConfigErrors};
 use crate::keys::suggest;
 use crate::model::Config;
 use crate::patterns::{
-    parse_algo, parse_backend, parse_health_check, parse_hosts, parse_path, parse_rewrite,
-    HostPattern, PathPattern,
+    capture_names, parse_algo, parse_backend, parse_health_check, parse_hosts, parse_path,
+    parse_rewrite, HostPattern, PathPattern,
 };
 use crate::plugins::plugin_options;
 use crate::sources::SourceMap;
@@ -426,12 +426,6 @@ impl Check<'_> {
 
 fn not_socket_addr(addr: &str) -> String {
     format!("{addr:?} is not a socket address; write e.g. \"0.0.0.0:80\" or \"[::]:80\"")
-}
-
-fn capture_names(re: &str) -> Vec<String> {
-    regex::Regex::new(re)
-        .map(|r| r.capture_names().flatten().map(String::from).collect())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
