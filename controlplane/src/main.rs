@@ -78,9 +78,15 @@ fn listen(value: &str, flag: &str) -> anyhow::Result<Option<SocketAddr>> {
 }
 
 fn init_logs(log: Option<&PathBuf>) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    // `Targets` rather than `EnvFilter`, whose regex engine features would make every config
+    // regex validated or compiled in this build cost more (see the data plane's main.rs).
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let builder = tracing_subscriber::fmt();
     match log {
         Some(path) => {
             let file = std::fs::OpenOptions::new()
@@ -91,9 +97,15 @@ fn init_logs(log: Option<&PathBuf>) -> anyhow::Result<()> {
             builder
                 .with_ansi(false)
                 .with_writer(std::sync::Mutex::new(file))
+                .finish()
+                .with(filter)
                 .init();
         }
-        None => builder.with_writer(std::io::stderr).init(),
+        None => builder
+            .with_writer(std::io::stderr)
+            .finish()
+            .with(filter)
+            .init(),
     }
     Ok(())
 }

@@ -1,38 +1,85 @@
-//! Times the phases of a file-mode reload: load (parse + validate), snapshot build.
+//! What a file-mode reload costs, phase by phase: time to parse, validate and build a
+//! snapshot (reusing the previous one), and the heap each stage keeps alive.
+//!
+//! `cargo run --release --example reload_cost -p louailink -- a.toml b.toml` alternates the
+//! files for 4 rounds (generate big ones with `tests/bench/fleet_bench.py config 10000 ...`).
+
 use louailink::access_log::Sink;
 use louailink::snapshot::Snapshot;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+/// The system allocator, counting live heap bytes.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn mib(bytes: usize) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
 #[tokio::main(flavor = "current_thread")]
-async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+async fn main() -> anyhow::Result<()> {
+    let files: Vec<String> = std::env::args().skip(1).collect();
+    anyhow::ensure!(
+        !files.is_empty(),
+        "usage: reload_cost CONFIG.toml [CONFIG2.toml]"
+    );
     let sink = Sink::new(None);
     let mut previous: Option<Snapshot> = None;
     for round in 0..4 {
-        let path = std::path::Path::new(&args[round % args.len()]);
+        let path = std::path::Path::new(&files[round % files.len()]);
+        let text = std::fs::read_to_string(path)?;
+        let base = LIVE.load(Ordering::Relaxed);
         let t = Instant::now();
-        let text = std::fs::read_to_string(path).unwrap();
-        let parsed =
-            louailink_shared::loader::parse_text(&text, louailink_shared::Format::Toml, Some(path))
-                .unwrap();
-        let t_parse = t.elapsed();
+        let loaded = louailink_shared::loader::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let t_load = t.elapsed();
+        let after_load = LIVE.load(Ordering::Relaxed);
+        let config_only = {
+            let before = LIVE.load(Ordering::Relaxed);
+            let copy = loaded.config.clone();
+            let size = LIVE.load(Ordering::Relaxed) - before;
+            drop(copy);
+            size
+        };
         let t = Instant::now();
-        louailink_shared::validate::validate(&parsed.config, &parsed.sources).unwrap();
-        let t_validate = t.elapsed();
-        let t = Instant::now();
-        let hash = louailink_shared::storage::config_hash(&parsed.config);
-        let t_hash = t.elapsed();
-        let t = Instant::now();
-        let s = Snapshot::build(parsed.config.clone(), previous.as_ref(), &sink)
+        let snapshot = Snapshot::build(loaded.config, previous.as_ref(), &sink)
             .await
-            .unwrap();
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let t_build = t.elapsed();
+        drop(loaded.sources);
         let t = Instant::now();
-        previous = Some(s);
+        previous = Some(snapshot);
         let t_drop = t.elapsed();
-        let t = Instant::now();
-        drop(parsed);
-        let t_drop_parsed = t.elapsed();
-        println!("round {round}: parse {t_parse:?} validate {t_validate:?} hash {t_hash:?} build {t_build:?} drop-old {t_drop:?} drop-parsed {t_drop_parsed:?} {}", &hash[..8]);
+        println!(
+            "round {round}: load (parse + validate) {t_load:.1?}, build {t_build:.1?}, drop old {t_drop:.1?}; \
+             text {}, loaded {}, of which config {}; live after the swap {}",
+            mib(text.len()),
+            mib(after_load - base),
+            mib(config_only),
+            mib(LIVE.load(Ordering::Relaxed) - base + text.len()),
+        );
     }
+    Ok(())
 }

@@ -65,13 +65,17 @@ fn home_dir() -> PathBuf {
 }
 
 fn init_logging(log: Option<&str>, level: Option<&str>) -> anyhow::Result<()> {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level.unwrap_or("info")))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    // `Targets` ("info", "louailink=debug,pingora=warn") rather than `EnvFilter`: the latter
+    // links regex-automata's full-DFA builder, which every regex of the config then pays for
+    // in build time and memory.
+    let filter = [std::env::var("RUST_LOG").ok().as_deref(), level]
+        .into_iter()
+        .flatten()
+        .find_map(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let builder = tracing_subscriber::fmt().with_target(false);
     match log {
         Some(path) => {
             let file = std::fs::OpenOptions::new()
@@ -82,9 +86,15 @@ fn init_logging(log: Option<&str>, level: Option<&str>) -> anyhow::Result<()> {
             builder
                 .with_ansi(false)
                 .with_writer(std::sync::Mutex::new(file))
+                .finish()
+                .with(filter)
                 .init();
         }
-        None => builder.with_writer(std::io::stderr).init(),
+        None => builder
+            .with_writer(std::io::stderr)
+            .finish()
+            .with(filter)
+            .init(),
     }
     Ok(())
 }
