@@ -32,7 +32,7 @@ fn location(i: usize) -> Location {
 }
 
 fn router(n: usize) -> Router {
-    Router::new((0..n).map(|i| Arc::new(location(i))).collect())
+    Router::new((0..n).map(|i| Arc::new(location(i))).collect()).expect("benchmark routes compile")
 }
 
 /// Requests that hit locations of each kind (and a miss), spread over the config.

@@ -22,13 +22,24 @@ pub enum HostMatcher {
     Regex(Regex),
 }
 
+/// A path regex. The router matches it (with the other regexes of its tier in one set);
+/// the location keeps its own compiled copy only when the regex names groups whose captures
+/// a request may read: a compiled regex costs several KiB, and most are only matched.
+#[derive(Debug, Clone)]
+pub struct PathRegex {
+    /// The regex source.
+    pub source: Arc<str>,
+    /// The compiled regex, when it has named groups.
+    pub named: Option<Regex>,
+}
+
 /// A compiled path pattern.
 #[derive(Debug, Clone)]
 pub enum PathMatcher {
     /// Path equals.
     Exact(String),
     /// Regex on the path.
-    Regex(Regex),
+    Regex(PathRegex),
     /// Path starts with.
     Prefix(String),
     /// Any path.
@@ -110,7 +121,12 @@ impl Location {
         };
         let path = match patterns::parse_path(conf.path.as_deref())? {
             PathPattern::Exact(p) => PathMatcher::Exact(p),
-            PathPattern::Regex(r) => PathMatcher::Regex(compile_regex(&r)?),
+            PathPattern::Regex(r) => PathMatcher::Regex(PathRegex {
+                named: (!patterns::capture_names(&r).is_empty())
+                    .then(|| compile_regex(&r))
+                    .transpose()?,
+                source: r.into(),
+            }),
             PathPattern::Prefix(p) => PathMatcher::Prefix(p),
             PathPattern::Any => PathMatcher::Any,
         };
@@ -223,7 +239,10 @@ impl Location {
         if let Some(HostMatcher::Regex(re)) = self.hosts.get(host_pattern as usize) {
             take(re, host);
         }
-        if let PathMatcher::Regex(re) = &self.path {
+        if let PathMatcher::Regex(PathRegex {
+            named: Some(re), ..
+        }) = &self.path
+        {
             take(re, path);
         }
         if let Some((re, _)) = &self.rewrite {
@@ -232,7 +251,8 @@ impl Location {
     }
 }
 
-fn compile_regex(source: &str) -> Result<Regex, String> {
+/// Compiles a regex of the config (its syntax was checked by validation).
+pub fn compile_regex(source: &str) -> Result<Regex, String> {
     Regex::new(source).map_err(|e| format!("regex {source:?} does not compile: {e}"))
 }
 

@@ -7,15 +7,15 @@
 //! entries hold a path index (hash for exact paths, a byte trie for prefixes, a list for
 //! regexes). A request walks host tiers in order and stops at the first tier with a path hit.
 
-use crate::location::{HostMatcher, Location, PathMatcher};
+use crate::location::{compile_regex, HostMatcher, Location, PathMatcher};
 use ahash::AHashMap;
 use regex::{Regex, RegexSet};
 use std::sync::Arc;
 
 /// A set over several regexes (one alone is matched directly). A set that cannot be built
 /// (e.g. over the size limit) falls back to matching each regex in turn.
-fn build_set<'a>(regexes: impl Iterator<Item = &'a Regex>) -> Option<RegexSet> {
-    let sources: Vec<&str> = regexes.map(Regex::as_str).collect();
+fn build_set<'a>(sources: impl Iterator<Item = &'a str>) -> Option<RegexSet> {
+    let sources: Vec<&str> = sources.collect();
     if sources.len() < 2 {
         return None;
     }
@@ -99,9 +99,11 @@ impl PrefixTrie {
 #[derive(Default)]
 struct PathIndex {
     exact: AHashMap<Box<str>, Entry>,
-    /// Path regexes in list order, matched in one pass by `regex_set` once built.
-    regex: Vec<(Regex, Entry)>,
+    /// Path regex sources in list order, matched in one pass by `regex_set` once built,
+    /// else one by one through `regex_each`.
+    regex: Vec<(Arc<str>, Entry)>,
     regex_set: Option<RegexSet>,
+    regex_each: Vec<Regex>,
     prefix: PrefixTrie,
     any: Option<Entry>,
 }
@@ -120,16 +122,25 @@ impl PathIndex {
                     *slot = entry;
                 }
             }
-            PathMatcher::Regex(re) => self.regex.push((re.clone(), entry)),
+            PathMatcher::Regex(re) => self.regex.push((Arc::clone(&re.source), entry)),
             PathMatcher::Prefix(p) => self.prefix.insert(p.as_bytes(), entry),
             PathMatcher::Any => keep_first(&mut self.any),
         }
     }
 
-    /// Compiles the regexes into one set, so a match costs one pass however many there are.
-    fn finish(&mut self) {
+    /// Compiles the regexes into one set, so a match costs one pass however many there are
+    /// (a lone regex, or a set that cannot be built, is compiled on its own).
+    fn finish(&mut self) -> Result<(), String> {
         self.regex.sort_by_key(|(_, e)| e.order);
-        self.regex_set = build_set(self.regex.iter().map(|(re, _)| re));
+        self.regex_set = build_set(self.regex.iter().map(|(re, _)| &**re));
+        if self.regex_set.is_none() {
+            self.regex_each = self
+                .regex
+                .iter()
+                .map(|(re, _)| compile_regex(re))
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(())
     }
 
     fn find(&self, path: &str) -> Option<(PathRank, Entry)> {
@@ -139,10 +150,10 @@ impl PathIndex {
         let first_regex = match &self.regex_set {
             Some(set) => set.matches(path).iter().next().map(|i| &self.regex[i].1),
             None => self
-                .regex
+                .regex_each
                 .iter()
-                .find(|(re, _)| re.is_match(path))
-                .map(|(_, e)| e),
+                .position(|re| re.is_match(path))
+                .map(|i| &self.regex[i].1),
         };
         if let Some(e) = first_regex {
             return Some(((1, 0, e.order), *e));
@@ -225,18 +236,22 @@ fn same_routes(a: &[Arc<Location>], b: &[Arc<Location>]) -> bool {
 impl Router {
     /// The router over `locations`, reusing `previous`'s index when the routes are the same
     /// (so a change of headers or upstreams compiles no regex set again).
-    pub fn rebuild(locations: Vec<Arc<Location>>, previous: Option<&Router>) -> Self {
+    pub fn rebuild(
+        locations: Vec<Arc<Location>>,
+        previous: Option<&Router>,
+    ) -> Result<Self, String> {
         match previous {
-            Some(p) if same_routes(&p.locations, &locations) => Router {
+            Some(p) if same_routes(&p.locations, &locations) => Ok(Router {
                 locations,
                 levels: Arc::clone(&p.levels),
-            },
+            }),
             _ => Router::new(locations),
         }
     }
 
-    /// Builds the index over `locations` (given in the server's list order).
-    pub fn new(locations: Vec<Arc<Location>>) -> Self {
+    /// Builds the index over `locations` (given in the server's list order); fails on a
+    /// regex that does not compile.
+    pub fn new(locations: Vec<Arc<Location>>) -> Result<Self, String> {
         let mut levels: Vec<Level> = Vec::new();
         for (order, loc) in locations.iter().enumerate() {
             let level = match levels.iter().position(|l| l.weight == loc.weight) {
@@ -283,7 +298,7 @@ impl Router {
             }
         }
         for level in &mut levels {
-            level.regex_set = build_set(level.regex.iter().map(|(re, _)| re));
+            level.regex_set = build_set(level.regex.iter().map(|(re, _)| re.as_str()));
             let indexes = level
                 .exact
                 .values_mut()
@@ -291,14 +306,14 @@ impl Router {
                 .chain(level.regex.iter_mut().map(|(_, ix)| ix))
                 .chain(std::iter::once(&mut level.any));
             for index in indexes {
-                index.finish();
+                index.finish()?;
             }
         }
         levels.sort_by_key(|l| std::cmp::Reverse(l.weight));
-        Router {
+        Ok(Router {
             locations,
             levels: levels.into(),
-        }
+        })
     }
 
     /// Finds the location for a lower-case host without port (None = no host) and a path.
@@ -324,6 +339,7 @@ mod tests {
                 })
                 .collect(),
         )
+        .expect("test routes compile")
     }
 
     fn name(r: &Router, host: Option<&str>, path: &str) -> Option<String> {
@@ -395,7 +411,7 @@ mod tests {
         let first = router(&[("a", None, Some("/a"), 0), ("b", None, Some("/b"), 0)]);
         // New location objects (say, a header changed) with the same routes: index shared.
         let same = router(&[("a", None, Some("/a"), 0), ("b", None, Some("/b"), 0)]);
-        let same = Router::rebuild(same.locations, Some(&first));
+        let same = Router::rebuild(same.locations, Some(&first)).unwrap();
         assert!(Arc::ptr_eq(&first.levels, &same.levels));
         assert_eq!(name(&same, None, "/b"), Some("b".into()));
 
@@ -408,12 +424,12 @@ mod tests {
             ]),
             router(&[("b", None, Some("/b"), 0), ("a", None, Some("/a"), 0)]),
         ] {
-            let rebuilt = Router::rebuild(changed.locations, Some(&first));
+            let rebuilt = Router::rebuild(changed.locations, Some(&first)).unwrap();
             assert!(!Arc::ptr_eq(&first.levels, &rebuilt.levels));
             assert_eq!(name(&rebuilt, None, "/a"), Some("a".into()));
         }
         let moved = router(&[("a", None, Some("/a"), 0), ("b", None, Some("/c"), 0)]);
-        let moved = Router::rebuild(moved.locations, Some(&first));
+        let moved = Router::rebuild(moved.locations, Some(&first)).unwrap();
         assert_eq!(name(&moved, None, "/c"), Some("b".into()));
         assert_eq!(name(&moved, None, "/b"), None);
     }

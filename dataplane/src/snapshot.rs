@@ -214,7 +214,7 @@ fn build_server(
         .transpose()
         .map_err(|e| format!("access_log: {e}"))?;
     Ok(ServerRuntime {
-        router: Router::rebuild(locs, previous_router),
+        router: Router::rebuild(locs, previous_router)?,
         log_uses_request_id: access_log.as_ref().is_some_and(|l| l.uses_request_id()),
         access_log,
         keepalive_timeout: conf.keepalive_timeout.map(|d| d.0),
