@@ -5,8 +5,8 @@
 
 use crate::error::ConfigError;
 use crate::keys::clean_message;
+use ahash::HashMap;
 use serde_json::{Map, Number, Value};
-use std::collections::HashMap;
 use std::path::Path;
 
 /// A config file format.
@@ -33,13 +33,51 @@ impl Format {
     }
 }
 
+/// A key path (`["locations", "api", "path"]`) encoded as one byte string, so that indexing a
+/// big file costs one allocation per key rather than one per path segment, and a path can be
+/// extended and cut back in place.
+///
+/// Each segment is written as its length (LEB128) followed by its bytes: no two different
+/// paths share an encoding, whatever characters their keys contain.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct KeyPath(Vec<u8>);
+
+impl KeyPath {
+    /// The path of `segments`.
+    pub fn of(segments: &[&str]) -> Self {
+        let mut path = KeyPath::default();
+        for segment in segments {
+            path.push(segment);
+        }
+        path
+    }
+
+    /// Appends a segment; returns the mark to [`KeyPath::truncate`] back to.
+    pub fn push(&mut self, segment: &str) -> usize {
+        let mark = self.0.len();
+        let mut len = segment.len();
+        while len >= 0x80 {
+            self.0.push(0x80 | (len & 0x7f) as u8);
+            len >>= 7;
+        }
+        self.0.push(len as u8);
+        self.0.extend_from_slice(segment.as_bytes());
+        mark
+    }
+
+    /// Cuts the path back to a mark returned by [`KeyPath::push`].
+    pub fn truncate(&mut self, mark: usize) {
+        self.0.truncate(mark);
+    }
+}
+
 /// A parsed document: its value and where each key path was written.
 #[derive(Debug, Default)]
 pub struct Tree {
     /// The whole document.
     pub root: Value,
     /// Key path → 1-based line of its first occurrence.
-    pub lines: HashMap<Vec<String>, usize>,
+    lines: HashMap<KeyPath, usize>,
     /// Keys written twice in the same object, which the parser silently merged (JSON):
     /// `(path, first line, second line)`.
     pub duplicates: Vec<(Vec<String>, usize, usize)>,
@@ -48,8 +86,12 @@ pub struct Tree {
 impl Tree {
     /// The line of a key path, if known.
     pub fn line(&self, path: &[&str]) -> Option<usize> {
-        let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
-        self.lines.get(&path).copied()
+        self.line_of(&KeyPath::of(path))
+    }
+
+    /// The line of an encoded key path, if known (no allocation, for hot loops).
+    pub fn line_of(&self, path: &KeyPath) -> Option<usize> {
+        self.lines.get(path).copied()
     }
 }
 
@@ -91,77 +133,76 @@ fn parse_toml(text: &str) -> Result<Tree, ConfigError> {
     let index = LineIndex::new(text);
     let doc = toml_edit::ImDocument::parse(text)
         .map_err(|e| syntax_error(e.message(), e.span().map(|s| index.line(s.start))))?;
-    let mut tree = Tree::default();
-    let mut path = Vec::new();
-    tree.root = toml_table(doc.as_table(), &index, &mut path, &mut tree.lines);
-    Ok(tree)
-}
-
-fn toml_table(
-    table: &dyn toml_edit::TableLike,
-    index: &LineIndex,
-    path: &mut Vec<String>,
-    lines: &mut HashMap<Vec<String>, usize>,
-) -> Value {
-    let mut map = Map::new();
-    for (key, item) in table.iter() {
-        path.push(key.to_string());
-        let span = table
-            .key(key)
-            .and_then(toml_edit::Key::span)
-            .or_else(|| item.span());
-        if let Some(span) = span {
-            lines
-                .entry(path.clone())
-                .or_insert_with(|| index.line(span.start));
-        }
-        if let Some(v) = toml_item(item, index, path, lines) {
-            map.insert(key.to_string(), v);
-        }
-        path.pop();
-    }
-    Value::Object(map)
-}
-
-fn toml_item(
-    item: &toml_edit::Item,
-    index: &LineIndex,
-    path: &mut Vec<String>,
-    lines: &mut HashMap<Vec<String>, usize>,
-) -> Option<Value> {
-    Some(match item {
-        toml_edit::Item::None => return None,
-        toml_edit::Item::Value(v) => toml_value(v, index, path, lines),
-        toml_edit::Item::Table(t) => toml_table(t, index, path, lines),
-        toml_edit::Item::ArrayOfTables(a) => Value::Array(
-            a.iter()
-                .map(|t| toml_table(t, index, path, lines))
-                .collect(),
-        ),
+    let mut walk = TomlWalk {
+        index: &index,
+        path: KeyPath::default(),
+        lines: HashMap::default(),
+    };
+    let root = walk.table(doc.as_table());
+    Ok(Tree {
+        root,
+        lines: walk.lines,
+        duplicates: Vec::new(),
     })
 }
 
-fn toml_value(
-    v: &toml_edit::Value,
-    index: &LineIndex,
-    path: &mut Vec<String>,
-    lines: &mut HashMap<Vec<String>, usize>,
-) -> Value {
-    use toml_edit::Value as T;
-    match v {
-        T::String(s) => Value::String(s.value().clone()),
-        T::Integer(i) => Value::from(*i.value()),
-        T::Float(f) => {
-            Number::from_f64(*f.value()).map_or_else(|| Value::String(f.to_string()), Value::Number)
+/// Converts a `toml_edit` document to a `Value`, noting each key's line on the way.
+struct TomlWalk<'a> {
+    index: &'a LineIndex,
+    /// The path of the key being converted; one buffer, extended and cut back.
+    path: KeyPath,
+    lines: HashMap<KeyPath, usize>,
+}
+
+impl TomlWalk<'_> {
+    fn table(&mut self, table: &dyn toml_edit::TableLike) -> Value {
+        let mut entries = Vec::new();
+        for (key, item) in table.iter() {
+            let mark = self.path.push(key);
+            let span = table
+                .key(key)
+                .and_then(toml_edit::Key::span)
+                .or_else(|| item.span());
+            if let Some(span) = span {
+                // The first occurrence wins (arrays of tables repeat their keys).
+                let index = self.index;
+                self.lines
+                    .entry(self.path.clone())
+                    .or_insert_with(|| index.line(span.start));
+            }
+            if let Some(v) = self.item(item) {
+                entries.push((key.to_owned(), v));
+            }
+            self.path.truncate(mark);
         }
-        T::Boolean(b) => Value::Bool(*b.value()),
-        T::Datetime(d) => Value::String(d.value().to_string()),
-        T::Array(a) => Value::Array(
-            a.iter()
-                .map(|v| toml_value(v, index, path, lines))
-                .collect(),
-        ),
-        T::InlineTable(t) => toml_table(t, index, path, lines),
+        // Built at once (sorted, then laid out in full nodes): much cheaper than inserting
+        // the keys one by one into a big table such as 10,000 locations.
+        Value::Object(entries.into_iter().collect())
+    }
+
+    fn item(&mut self, item: &toml_edit::Item) -> Option<Value> {
+        Some(match item {
+            toml_edit::Item::None => return None,
+            toml_edit::Item::Value(v) => self.value(v),
+            toml_edit::Item::Table(t) => self.table(t),
+            toml_edit::Item::ArrayOfTables(a) => {
+                Value::Array(a.iter().map(|t| self.table(t)).collect())
+            }
+        })
+    }
+
+    fn value(&mut self, v: &toml_edit::Value) -> Value {
+        use toml_edit::Value as T;
+        match v {
+            T::String(s) => Value::String(s.value().clone()),
+            T::Integer(i) => Value::from(*i.value()),
+            T::Float(f) => Number::from_f64(*f.value())
+                .map_or_else(|| Value::String(f.to_string()), Value::Number),
+            T::Boolean(b) => Value::Bool(*b.value()),
+            T::Datetime(d) => Value::String(d.value().to_string()),
+            T::Array(a) => Value::Array(a.iter().map(|v| self.value(v)).collect()),
+            T::InlineTable(t) => self.table(t),
+        }
     }
 }
 
@@ -193,9 +234,11 @@ fn parse_yaml(text: &str) -> Result<Tree, ConfigError> {
 }
 
 /// Key lines of a block-style YAML document, found by indentation.
-fn yaml_lines(text: &str) -> HashMap<Vec<String>, usize> {
-    let mut lines = HashMap::new();
-    let mut stack: Vec<(usize, String)> = Vec::new();
+fn yaml_lines(text: &str) -> HashMap<KeyPath, usize> {
+    let mut lines = HashMap::default();
+    let mut path = KeyPath::default();
+    // One entry per enclosing key: its indentation and the path mark before it.
+    let mut stack: Vec<(usize, usize)> = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let body = raw.trim_start();
         let indent = raw.len() - body.len();
@@ -207,32 +250,35 @@ fn yaml_lines(text: &str) -> HashMap<Vec<String>, usize> {
             continue;
         }
         let Some(key) = yaml_key(body) else { continue };
-        while stack.last().is_some_and(|(i, _)| *i >= indent) {
+        while let Some(&(i, mark)) = stack.last() {
+            if i < indent {
+                break;
+            }
+            path.truncate(mark);
             stack.pop();
         }
-        let mut path: Vec<String> = stack.iter().map(|(_, k)| k.clone()).collect();
-        path.push(key.clone());
-        lines.entry(path).or_insert(n + 1);
-        stack.push((indent, key));
+        let mark = path.push(key);
+        lines.entry(path.clone()).or_insert(n + 1);
+        stack.push((indent, mark));
     }
     lines
 }
 
 /// The key of a `key: value` / `"key": value` line.
-fn yaml_key(body: &str) -> Option<String> {
+fn yaml_key(body: &str) -> Option<&str> {
     if let Some(q) = body.chars().next().filter(|c| *c == '"' || *c == '\'') {
         let rest = &body[1..];
         let end = rest.find(q)?;
         return rest[end + 1..]
             .trim_start()
             .starts_with(':')
-            .then(|| rest[..end].to_string());
+            .then_some(&rest[..end]);
     }
     let colon = body
         .find(": ")
         .or_else(|| body.strip_suffix(':').map(str::len))?;
     let key = body[..colon].trim_end();
-    (!key.is_empty() && !key.contains(['{', '[', '#'])).then(|| key.to_string())
+    (!key.is_empty() && !key.contains(['{', '[', '#'])).then_some(key)
 }
 
 // ---------------------------------------------------------------- JSON
@@ -251,25 +297,27 @@ fn parse_json(text: &str) -> Result<Tree, ConfigError> {
 /// Key lines of a JSON document, found by following its nesting, and the keys written twice
 /// in one object (outside arrays).
 #[allow(clippy::type_complexity)]
-fn json_lines(
-    text: &str,
-) -> (
-    HashMap<Vec<String>, usize>,
-    Vec<(Vec<String>, usize, usize)>,
-) {
-    let mut lines: HashMap<Vec<String>, usize> = HashMap::new();
+fn json_lines(text: &str) -> (HashMap<KeyPath, usize>, Vec<(Vec<String>, usize, usize)>) {
+    let mut lines = HashMap::default();
     let mut duplicates = Vec::new();
-    // One entry per open container: the key under which it was opened (None in arrays).
-    let mut stack: Vec<Option<String>> = Vec::new();
+    let mut path = KeyPath::default();
+    // One entry per open container: the key under which it was opened and the path mark
+    // before that key (None in arrays).
+    let mut stack: Vec<Option<(String, usize)>> = Vec::new();
     let mut pending: Option<String> = None; // the last key read, until its value opens or ends
     let mut line = 1;
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
             '\n' => line += 1,
-            '{' | '[' => stack.push(pending.take()),
+            '{' | '[' => stack.push(pending.take().map(|key| {
+                let mark = path.push(&key);
+                (key, mark)
+            })),
             '}' | ']' => {
-                stack.pop();
+                if let Some(Some((_, mark))) = stack.pop() {
+                    path.truncate(mark);
+                }
                 pending = None;
             }
             ',' => pending = None,
@@ -297,16 +345,21 @@ fn json_lines(
                     }
                 }
                 if chars.peek() == Some(&':') {
-                    let mut path: Vec<String> = stack.iter().flatten().cloned().collect();
-                    path.push(s.clone());
+                    let mark = path.push(&s);
                     let in_array = stack.iter().skip(1).any(Option::is_none);
                     match lines.get(&path) {
-                        Some(first) if !in_array => duplicates.push((path, *first, start_line)),
+                        Some(first) if !in_array => {
+                            let mut keys: Vec<String> =
+                                stack.iter().flatten().map(|(k, _)| k.clone()).collect();
+                            keys.push(s.clone());
+                            duplicates.push((keys, *first, start_line));
+                        }
                         Some(_) => {}
                         None => {
-                            lines.insert(path, start_line);
+                            lines.insert(path.clone(), start_line);
                         }
                     }
+                    path.truncate(mark);
                     pending = Some(s);
                 }
             }
@@ -416,6 +469,33 @@ url = "http://x"
         assert_eq!(e.line, Some(3), "{e}");
         let e = parse_tree("a:\n  b: 1\n c: [\n", Format::Yaml).unwrap_err();
         assert!(e.line.is_some(), "{e}");
+    }
+
+    #[test]
+    fn key_paths_never_collide() {
+        let long = "x".repeat(200);
+        let paths: &[&[&str]] = &[
+            &[],
+            &[""],
+            &["", ""],
+            &["a"],
+            &["a", "b"],
+            &["ab"],
+            &["", "a"],
+            &["\u{1}a"],
+            &["\u{0}"],
+            &[&long],
+            &[&long[..128], &long[128..]],
+            &[&long[..127], &long[127..]],
+        ];
+        for (i, a) in paths.iter().enumerate() {
+            for (j, b) in paths.iter().enumerate() {
+                assert_eq!(KeyPath::of(a) == KeyPath::of(b), i == j, "{a:?} {b:?}");
+            }
+        }
+        let t = parse_tree("[a]\n\"b.c\" = 1\n[a.b]\nc = 2\n", Format::Toml).unwrap();
+        assert_eq!(t.line(&["a", "b.c"]), Some(2));
+        assert_eq!(t.line(&["a", "b", "c"]), Some(4));
     }
 
     #[test]

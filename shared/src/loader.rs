@@ -5,8 +5,8 @@
 //! JSON value per item, shares exactly the same rules.
 
 use crate::error::{ConfigError, ConfigErrors};
-use crate::formats::{parse_tree, Tree};
-use crate::items::{aliases_of, decode_partial, type_name};
+use crate::formats::{parse_tree, KeyPath, Tree};
+use crate::items::{decode_partial, type_name};
 use crate::keys::unknown_message;
 use crate::model::{Config, KINDS};
 use crate::sources::item_label;
@@ -125,12 +125,13 @@ impl Parsed {
         name: &str,
         value: &Value,
     ) {
-        let base: Vec<&str> = if kind == "basic" {
-            vec![kind]
-        } else {
-            vec![kind, name]
-        };
-        let line = tree.line(&base);
+        // One path buffer, extended and cut back for each key: no allocation per lookup.
+        let mut path = KeyPath::default();
+        path.push(kind);
+        if kind != "basic" {
+            path.push(name);
+        }
+        let line = tree.line_of(&path);
         let sources = &mut self.loaded.sources;
         if sources.has_item(kind, name) {
             let (first_file, first_line) = sources.locate(kind, name, None);
@@ -148,24 +149,25 @@ impl Parsed {
         }
         sources.record_item(kind, name, file, line);
         if let Value::Object(obj) = value {
-            let aliases = aliases_of(kind);
             for (key, v) in obj {
-                let mut path = base.clone();
-                path.push(key);
-                let key_line = tree.line(&path).or(line);
+                let key_mark = path.push(key);
+                let key_line = tree.line_of(&path).or(line);
                 sources.record_key(kind, name, key, file, key_line);
-                if let Some((_, primary)) = aliases.iter().find(|(a, _)| a == key) {
+                if let Some((_, _, primary)) =
+                    ALIASES.iter().find(|(k, a, _)| *k == kind && a == key)
+                {
                     sources.record_key(kind, name, primary, file, key_line);
                     sources.record_alias(kind, name, primary, key);
                 }
                 if let Value::Object(inner) = v {
                     for sub in inner.keys() {
-                        path.push(sub);
-                        let sub_line = tree.line(&path).or(key_line);
+                        let sub_mark = path.push(sub);
+                        let sub_line = tree.line_of(&path).or(key_line);
                         sources.record_key(kind, name, &format!("{key}.{sub}"), file, sub_line);
-                        path.pop();
+                        path.truncate(sub_mark);
                     }
                 }
+                path.truncate(key_mark);
             }
         }
         let (item, errors) = decode_partial(kind, name, value);

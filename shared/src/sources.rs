@@ -2,30 +2,53 @@
 //! parsing (validation, a rejected reload) can still name the file and line.
 
 use crate::error::ConfigError;
-use std::collections::{BTreeMap, BTreeSet};
+use ahash::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// A position in a config file.
+/// A position in a config file. The file is shared by every key written in it, so a big
+/// config costs one path per file rather than one per key.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Place {
-    file: Option<PathBuf>,
+    file: Option<Arc<Path>>,
     line: Option<usize>,
+}
+
+/// What was recorded about one item.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct ItemSources {
+    /// Where the item was written; `None` while only its keys were recorded.
+    place: Option<Place>,
+    /// Key (nested keys dotted) → where it was written.
+    keys: BTreeMap<String, Place>,
+    /// Primary key → the alias it was written as.
+    spelled: BTreeMap<String, String>,
+    /// The item was written but could not be decoded at all.
+    broken: bool,
 }
 
 /// For each item `(kind, name)` and each key `(kind, name, key)`, the file and 1-based line
 /// where it was written. `basic` is recorded with the name `""`; nested keys are dotted
 /// (`"webhook.url"`). Empty for configs that did not come from files.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct SourceMap {
-    items: BTreeMap<(String, String), Place>,
-    keys: BTreeMap<(String, String, String), Place>,
-    /// Keys written under an alias: (kind, name, primary key) → the alias as written.
-    spelled: BTreeMap<(String, String, String), String>,
-    /// Items that were written but could not be decoded at all.
-    broken: BTreeSet<(String, String)>,
+    /// Kind → name → what was recorded (nested, so lookups by `&str` need no allocation).
+    items: HashMap<String, HashMap<String, ItemSources>>,
     /// Some source could not be read or parsed, so any item may be missing.
     incomplete: bool,
+    /// The file of the last place recorded, reused while the next ones are in the same file.
+    last_file: Option<Arc<Path>>,
 }
+
+impl PartialEq for SourceMap {
+    fn eq(&self, other: &Self) -> bool {
+        // `last_file` is only a cache.
+        self.items == other.items && self.incomplete == other.incomplete
+    }
+}
+
+impl Eq for SourceMap {}
 
 /// The user-facing label of an item: `"basic"` or `"locations.api"`.
 pub fn item_label(kind: &str, name: &str) -> String {
@@ -42,6 +65,36 @@ impl SourceMap {
         Self::default()
     }
 
+    fn item(&self, kind: &str, name: &str) -> Option<&ItemSources> {
+        self.items.get(kind)?.get(name)
+    }
+
+    /// Runs `f` on the entry of item `(kind, name)`, creating it if needed.
+    fn with_item(&mut self, kind: &str, name: &str, f: impl FnOnce(&mut ItemSources)) {
+        // `entry` alone would allocate the kind and name on every call, not only the first.
+        let names = match self.items.get_mut(kind) {
+            Some(names) => names,
+            None => self.items.entry(kind.to_string()).or_default(),
+        };
+        match names.get_mut(name) {
+            Some(item) => f(item),
+            None => f(names.entry(name.to_string()).or_default()),
+        }
+    }
+
+    fn place(&mut self, file: Option<&Path>, line: Option<usize>) -> Place {
+        let file = file.map(|file| match &self.last_file {
+            // Compared byte for byte: `locate` returns the path exactly as it was given.
+            Some(last) if last.as_os_str() == file.as_os_str() => last.clone(),
+            _ => {
+                let file: Arc<Path> = file.into();
+                self.last_file = Some(file.clone());
+                file
+            }
+        });
+        Place { file, line }
+    }
+
     /// Records where item `(kind, name)` was written.
     pub fn record_item(
         &mut self,
@@ -50,11 +103,8 @@ impl SourceMap {
         file: Option<&Path>,
         line: Option<usize>,
     ) {
-        let place = Place {
-            file: file.map(Path::to_path_buf),
-            line,
-        };
-        self.items.insert((kind.into(), name.into()), place);
+        let place = self.place(file, line);
+        self.with_item(kind, name, |item| item.place = Some(place));
     }
 
     /// Records where `key` of item `(kind, name)` was written.
@@ -66,29 +116,28 @@ impl SourceMap {
         file: Option<&Path>,
         line: Option<usize>,
     ) {
-        let place = Place {
-            file: file.map(Path::to_path_buf),
-            line,
-        };
-        self.keys
-            .insert((kind.into(), name.into(), key.into()), place);
+        let place = self.place(file, line);
+        self.with_item(kind, name, |item| {
+            item.keys.insert(key.into(), place);
+        });
     }
 
     /// Records that `primary` of item `(kind, name)` was written as its alias `written`.
     pub fn record_alias(&mut self, kind: &str, name: &str, primary: &str, written: &str) {
-        self.spelled
-            .insert((kind.into(), name.into(), primary.into()), written.into());
+        self.with_item(kind, name, |item| {
+            item.spelled.insert(primary.into(), written.into());
+        });
     }
 
     /// Records that item `(kind, name)` was written but could not be decoded (its errors are
     /// already reported; validation treats it as existing so references to it add no noise).
     pub fn mark_broken(&mut self, kind: &str, name: &str) {
-        self.broken.insert((kind.into(), name.into()));
+        self.with_item(kind, name, |item| item.broken = true);
     }
 
     /// True when item `(kind, name)` was written but could not be decoded.
     pub fn is_broken(&self, kind: &str, name: &str) -> bool {
-        self.broken.contains(&(kind.to_string(), name.to_string()))
+        self.item(kind, name).is_some_and(|i| i.broken)
     }
 
     /// Records that some source could not be read or parsed: items may be missing, so
@@ -104,8 +153,7 @@ impl SourceMap {
 
     /// True when item `(kind, name)` was recorded.
     pub fn has_item(&self, kind: &str, name: &str) -> bool {
-        self.items
-            .contains_key(&(kind.to_string(), name.to_string()))
+        self.item(kind, name).is_some_and(|i| i.place.is_some())
     }
 
     /// File and line of `key` in item `(kind, name)`, falling back to the item's own position.
@@ -115,29 +163,28 @@ impl SourceMap {
         name: &str,
         key: Option<&str>,
     ) -> (Option<PathBuf>, Option<usize>) {
-        let key_place = key.and_then(|k| {
+        let Some(item) = self.item(kind, name) else {
+            return (None, None);
+        };
+        let key_place = key.and_then(|mut k| {
             // "webhook.url" falls back to "webhook" before falling back to the item.
-            let mut k = k;
             loop {
-                if let Some(p) = self
-                    .keys
-                    .get(&(kind.to_string(), name.to_string(), k.to_string()))
-                {
+                if let Some(p) = item.keys.get(k) {
                     return Some(p);
                 }
                 k = k.rsplit_once('.')?.0;
             }
         });
-        match key_place.or_else(|| self.items.get(&(kind.to_string(), name.to_string()))) {
-            Some(p) => (p.file.clone(), p.line),
+        match key_place.or(item.place.as_ref()) {
+            Some(p) => (p.file.as_deref().map(Path::to_path_buf), p.line),
             None => (None, None),
         }
     }
 
     /// How `key` of item `(kind, name)` was written (its alias, if one was used).
     pub fn spelled<'a>(&'a self, kind: &str, name: &str, key: &'a str) -> &'a str {
-        self.spelled
-            .get(&(kind.to_string(), name.to_string(), key.to_string()))
+        self.item(kind, name)
+            .and_then(|i| i.spelled.get(key))
             .map_or(key, String::as_str)
     }
 
@@ -156,10 +203,18 @@ impl SourceMap {
 
     /// Adds everything recorded in `other` (its entries win).
     pub fn extend(&mut self, other: SourceMap) {
-        self.items.extend(other.items);
-        self.keys.extend(other.keys);
-        self.spelled.extend(other.spelled);
-        self.broken.extend(other.broken);
+        for (kind, names) in other.items {
+            let mine = self.items.entry(kind).or_default();
+            for (name, theirs) in names {
+                let item = mine.entry(name).or_default();
+                if theirs.place.is_some() {
+                    item.place = theirs.place;
+                }
+                item.keys.extend(theirs.keys);
+                item.spelled.extend(theirs.spelled);
+                item.broken |= theirs.broken;
+            }
+        }
         self.incomplete |= other.incomplete;
     }
 }
@@ -209,5 +264,30 @@ mod tests {
         let e = s.error("locations", "a", Some("response_headers"), "bad");
         assert_eq!(e.to_string(), "x.yaml:4: locations.a: key \"headers\": bad");
         assert_eq!(s.error("basic", "", None, "m").to_string(), "basic: m");
+    }
+
+    #[test]
+    fn keys_alone_do_not_make_an_item_and_extend_merges_key_by_key() {
+        let (a, b) = (Path::new("a.toml"), Path::new("b.toml"));
+        let mut s = SourceMap::new();
+        s.record_key("upstreams", "u", "addrs", Some(a), Some(2));
+        s.mark_broken("upstreams", "v");
+        assert!(!s.has_item("upstreams", "u") && !s.has_item("upstreams", "v"));
+        assert!(s.is_broken("upstreams", "v") && !s.is_broken("upstreams", "u"));
+        assert_eq!(s.locate("upstreams", "u", None), (None, None));
+        let mut other = SourceMap::new();
+        other.record_item("upstreams", "u", Some(b), Some(7));
+        other.record_key("upstreams", "u", "algo", Some(b), Some(8));
+        other.mark_incomplete();
+        s.extend(other);
+        assert!(s.has_item("upstreams", "u") && s.is_incomplete());
+        assert_eq!(
+            s.locate("upstreams", "u", Some("addrs")),
+            (Some(a.into()), Some(2))
+        );
+        assert_eq!(
+            s.locate("upstreams", "u", Some("algo")),
+            (Some(b.into()), Some(8))
+        );
     }
 }
