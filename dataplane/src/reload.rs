@@ -4,6 +4,7 @@
 //! (a new process takes the sockets over), otherwise the change is reported as pending.
 
 use crate::access_log::Sink;
+use crate::config_runtime::run_when_idle;
 use crate::events::Notifier;
 use crate::node::NodeView;
 use crate::snapshot::Snapshot;
@@ -126,9 +127,12 @@ impl Reloader {
         if current.config == config {
             return Outcome::Unchanged;
         }
-        let snapshot = match Snapshot::build(config, Some(&current), &self.sink).await {
-            Ok(s) => s,
-            Err(errors) => {
+        let (previous, sink) = (Arc::clone(&current), Arc::clone(&self.sink));
+        let built = run_when_idle(move || build_snapshot(config.clone(), &previous, &sink));
+        let snapshot = match built.await {
+            Some(Ok(s)) => s,
+            None => return Outcome::Rejected(vec!["building the snapshot failed".into()]),
+            Some(Err(errors)) => {
                 for e in &errors {
                     tracing::error!(error = %e, "config rejected; the running config keeps serving");
                 }
@@ -176,15 +180,27 @@ impl Reloader {
     }
 }
 
-/// Frees a replaced snapshot here once the last request using it has finished, rather than
-/// in that request's thread: tearing down a large config takes milliseconds.
+/// Builds a snapshot on the calling (config) thread: resolving backends needs a runtime.
+fn build_snapshot(
+    config: Config,
+    previous: &Snapshot,
+    sink: &Arc<Sink>,
+) -> Result<Snapshot, Vec<String>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| vec![format!("cannot start a runtime to build the snapshot: {e}")])?;
+    runtime.block_on(Snapshot::build(config, Some(previous), sink))
+}
+
+/// Frees a replaced snapshot once the last request using it has finished, rather than in that
+/// request's thread (tearing down a large config takes milliseconds), and in idle CPU time.
 fn retire(old: Arc<Snapshot>) {
     tokio::spawn(async move {
         while Arc::strong_count(&old) > 1 {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        drop(old);
-        crate::config_runtime::release_memory();
+        crate::config_runtime::drop_when_idle(old);
     });
 }
 

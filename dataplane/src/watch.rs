@@ -1,6 +1,7 @@
 //! `--autoreload` / `-a` on files: watch the config file or directory (inotify through
 //! `notify`), wait for a short quiet period so an editor's save is one change, reload, apply.
 
+use crate::config_runtime::run_when_idle;
 use crate::reload::{Outcome, Reloader};
 use notify::{EventKind, RecursiveMode, Watcher};
 use std::path::{Path, PathBuf};
@@ -62,26 +63,22 @@ pub async fn watch_files(source: PathBuf, reloader: Arc<Reloader>) {
             .is_ok_and(|r| r.is_some())
         {}
         let path = source.clone();
-        let loaded = tokio::task::spawn_blocking(move || {
-            let loaded = louailink_shared::loader::load(&path);
-            crate::config_runtime::release_memory();
-            loaded
-        })
-        .await;
-        match loaded {
-            Ok(Ok(loaded)) => {
-                if let Outcome::Rejected(_) = reloader.apply(loaded.config).await {
+        // Only the config leaves the load: its source map is freed where it was built.
+        let loaded = run_when_idle(move || louailink_shared::loader::load(&path).map(|l| l.config));
+        match loaded.await {
+            Some(Ok(config)) => {
+                if let Outcome::Rejected(_) = reloader.apply(config).await {
                     tracing::error!("the changed config was not applied");
                 }
             }
-            Ok(Err(errors)) => {
+            Some(Err(errors)) => {
                 for e in errors.iter() {
                     tracing::error!(error = %e, "invalid config; the running config keeps serving");
                 }
                 let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
                 reloader.notifier().config_rejected(&errors);
             }
-            Err(e) => tracing::error!(error = %e, "config reload task failed"),
+            None => tracing::error!("config reload task failed"),
         }
     }
 }
