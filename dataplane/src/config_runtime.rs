@@ -11,6 +11,7 @@
 //! freed at `SCHED_IDLE` too. The etcd follower and the file watcher run on the config runtime.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::runtime::Runtime;
@@ -65,9 +66,44 @@ where
     }
 }
 
-/// Runs `work` on a new `SCHED_IDLE` thread; if that has not finished within [`IDLE_WAIT`],
-/// runs it on the current (config) runtime's blocking pool as well, and returns the first
-/// result (`None` only if `work` panicked). `work` must be repeatable (loading a file is).
+/// Most idle threads alive at once. An idle thread that lost to its fallback on a saturated
+/// core runs on (holding its memory) until it gets CPU time, so more are not started then.
+const MAX_IDLE_THREADS: usize = 3;
+
+static IDLE_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a live idle thread while it exists.
+struct IdleSlot;
+
+impl Drop for IdleSlot {
+    fn drop(&mut self) {
+        IDLE_THREADS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Runs `job` on a new `SCHED_IDLE` thread. Returns false, having dropped `job` here, when
+/// [`MAX_IDLE_THREADS`] are alive or no thread starts.
+fn spawn_idle(job: impl FnOnce() + Send + 'static) -> bool {
+    if IDLE_THREADS.fetch_add(1, Ordering::AcqRel) >= MAX_IDLE_THREADS {
+        drop(IdleSlot);
+        return false;
+    }
+    let slot = IdleSlot;
+    std::thread::Builder::new()
+        .name("louailink-idle".into())
+        .spawn(move || {
+            let _slot = slot;
+            set_scheduling(libc::SCHED_IDLE, 0);
+            job();
+            release_memory();
+        })
+        .is_ok()
+}
+
+/// Runs `work` on a new `SCHED_IDLE` thread; if that has not finished within [`IDLE_WAIT`]
+/// (or could not start), runs it on the current (config) runtime's blocking pool as well, and
+/// returns the first result (`None` only if `work` panicked). `work` must be repeatable
+/// (loading a file is).
 pub async fn run_when_idle<T, W>(work: W) -> Option<T>
 where
     T: Send + 'static,
@@ -77,15 +113,9 @@ where
     let (tx, mut rx) = tokio::sync::mpsc::channel::<T>(2);
     let idle = {
         let (work, tx) = (Arc::clone(&work), tx.clone());
-        std::thread::Builder::new()
-            .name("louailink-idle".into())
-            .spawn(move || {
-                set_scheduling(libc::SCHED_IDLE, 0);
-                let _ = tx.blocking_send(work());
-                release_memory();
-            })
+        spawn_idle(move || drop(tx.blocking_send(work())))
     };
-    if idle.is_ok() {
+    if idle {
         if let Ok(Some(done)) = tokio::time::timeout(IDLE_WAIT, rx.recv()).await {
             return Some(done);
         }
@@ -97,18 +127,9 @@ where
     rx.recv().await
 }
 
-/// Drops `value` on a new `SCHED_IDLE` thread (or here, should no thread start).
+/// Drops `value` on a new `SCHED_IDLE` thread (or here, when none may start).
 pub fn drop_when_idle<T: Send + 'static>(value: T) {
-    let spawned = std::thread::Builder::new()
-        .name("louailink-idle".into())
-        .spawn(move || {
-            set_scheduling(libc::SCHED_IDLE, 0);
-            drop(value);
-            release_memory();
-        });
-    if let Err(e) = spawned {
-        tracing::debug!(error = %e, "dropping an old config in place");
-    }
+    spawn_idle(move || drop(value));
 }
 
 /// Returns memory this thread freed to the system now: loading a config allocates several
@@ -117,4 +138,29 @@ pub fn drop_when_idle<T: Send + 'static>(value: T) {
 pub fn release_memory() {
     // SAFETY: mi_collect has no preconditions; it only walks the calling thread's heap.
     unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn work_still_runs_when_idle_threads_are_used_up() {
+        assert_eq!(run_when_idle(|| 6 * 7).await, Some(42));
+
+        // Idle threads that never get to finish (a saturated core) use up the slots...
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let wait = Arc::new(Mutex::new(wait));
+        for _ in 0..MAX_IDLE_THREADS {
+            let wait = Arc::clone(&wait);
+            assert!(spawn_idle(move || {
+                let _ = wait.lock().map(|w| w.recv());
+            }));
+        }
+        assert!(!spawn_idle(|| {}), "more idle threads than the cap");
+        // ...and work then runs on the fallback instead.
+        assert_eq!(run_when_idle(|| "loaded").await, Some("loaded"));
+        drop(release);
+    }
 }
