@@ -17,7 +17,9 @@ use std::time::Duration;
 use tokio::runtime::Runtime;
 
 /// How long a load waits for idle CPU before it also runs at a (low) share of a busy core.
-pub const IDLE_WAIT: Duration = Duration::from_secs(5);
+/// dataplane.md wants a change applied within 1 s of being written: this leaves the
+/// fallback half of that, which covers a config of a few thousand locations on a busy core.
+pub const IDLE_WAIT: Duration = Duration::from_millis(500);
 
 /// Nice value of the config runtime's threads (request threads keep 0).
 const NICE: i32 = 10;
@@ -147,8 +149,6 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn work_still_runs_when_idle_threads_are_used_up() {
-        assert_eq!(run_when_idle(|| 6 * 7).await, Some(42));
-
         // Idle threads that never get to finish (a saturated core) use up the slots...
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let wait = Arc::new(Mutex::new(wait));
@@ -162,5 +162,6 @@ mod tests {
         // ...and work then runs on the fallback instead.
         assert_eq!(run_when_idle(|| "loaded").await, Some("loaded"));
         drop(release);
+        assert_eq!(run_when_idle(|| 6 * 7).await, Some(42));
     }
 }
