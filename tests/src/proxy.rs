@@ -634,6 +634,18 @@ impl Louailink {
         kill_pid(self.pid, signal);
     }
 
+    /// Hands this (old) process's sockets over to a `-u` process: waits (bounded) until that
+    /// one waits on `upgrade_sock`, then sends this one SIGQUIT.
+    pub async fn hand_over(&self, upgrade_sock: &Path) {
+        crate::wait_until(
+            "the new process to wait on the upgrade socket",
+            crate::WAIT,
+            || async { upgrade_sock.exists().then_some(()) },
+        )
+        .await;
+        self.signal(libc::SIGQUIT);
+    }
+
     /// Waits (bounded) for the process to exit; its status when it was our child.
     pub async fn wait_exit(&mut self, bound: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + bound;

@@ -148,14 +148,7 @@ async fn upgrade_takes_over_the_sockets_without_failed_requests() {
         .listen_ports(&[port])
         .start_upgrade()
         .await;
-    let sock = state.path().join("upgrade.sock");
-    wait_until(
-        "the new process to wait on the upgrade socket",
-        WAIT,
-        || async { sock.exists().then_some(()) },
-    )
-    .await;
-    old.signal(libc::SIGQUIT);
+    old.hand_over(&state.path().join("upgrade.sock")).await;
     wait_until("the new process to answer", WAIT, || async {
         (Client::h1(port).get("u.test", "/").await.body == "new").then_some(())
     })

@@ -49,14 +49,7 @@ async fn upgrade_under_keep_alive_and_h2_load_lets_a_long_stream_finish_on_the_o
         .listen_ports(&[port])
         .start_upgrade()
         .await;
-    let sock = shared.path().join("upgrade.sock");
-    wait_until(
-        "the new process to wait on the upgrade socket",
-        WAIT,
-        || async { sock.exists().then_some(()) },
-    )
-    .await;
-    old.signal(libc::SIGQUIT);
+    old.hand_over(&shared.path().join("upgrade.sock")).await;
     let quit = Instant::now();
     wait_until("the new process to answer", WAIT, || async {
         let r = h1.clone_fresh().get("u.test", "/").await;
