@@ -59,9 +59,14 @@ struct ServeArgs {
     /// How often node keys and etcd reachability are polled.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     poll: Duration,
-    /// Bound of every etcd request (an unreachable etcd is a 503 within about this).
+    /// Bound of every etcd read (an unreachable etcd is a 503 within about this: every write
+    /// reads first).
     #[arg(long, default_value = "800ms", value_parser = parse_duration)]
     etcd_timeout: Duration,
+    /// Bound of every etcd write, which waits for etcd's disk (on timeout the write may
+    /// still be applied).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    etcd_write_timeout: Duration,
     /// Append logs to this file (default: stderr).
     #[arg(long)]
     log: Option<PathBuf>,
@@ -148,6 +153,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         history_limit: args.history_limit,
         poll: args.poll,
         etcd_timeout: args.etcd_timeout,
+        etcd_write_timeout: args.etcd_write_timeout,
         retry: Retry::default(),
     };
     server::run(opts, shutdown_signal()).await?;

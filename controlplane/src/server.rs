@@ -44,8 +44,10 @@ pub struct Options {
     pub history_limit: usize,
     /// Node and etcd polling interval.
     pub poll: Duration,
-    /// Bound of every etcd request (keeps a 503 fast when etcd is down).
+    /// Bound of every etcd read (keeps a 503 fast when etcd is down: every write reads first).
     pub etcd_timeout: Duration,
+    /// Bound of every etcd write (a write waits for etcd's disk).
+    pub etcd_write_timeout: Duration,
     /// Webhook retries.
     pub retry: Retry,
 }
@@ -83,12 +85,15 @@ pub async fn open_store(
     spec: &StoreSpec,
     history_limit: usize,
     etcd_timeout: Duration,
+    etcd_write_timeout: Duration,
 ) -> Result<Store, StoreError> {
     Ok(match spec {
         StoreSpec::Etcd(spec) => {
             let mut spec = spec.clone();
             spec.timeout = spec.timeout.min(etcd_timeout);
-            Store::Etcd(Box::new(EtcdBackend::connect(&spec, history_limit).await?))
+            let write_timeout = etcd_write_timeout.max(spec.timeout);
+            let backend = EtcdBackend::connect(&spec, write_timeout, history_limit).await?;
+            Store::Etcd(Box::new(backend))
         }
         StoreSpec::Dir(dir) => Store::File(FileBackend::open(dir, history_limit)?),
     })
@@ -118,7 +123,13 @@ pub async fn run(
             "no token configured: the API is open to local clients and listens on loopback only"
         );
     }
-    let store = open_store(&opts.store, opts.history_limit, opts.etcd_timeout).await?;
+    let store = open_store(
+        &opts.store,
+        opts.history_limit,
+        opts.etcd_timeout,
+        opts.etcd_write_timeout,
+    )
+    .await?;
     let events = Events::new(DEFAULT_RECENT);
     let service = Arc::new(Service::new(store.clone(), events.clone()));
     service.set_webhook_stats(webhook::spawn(&events, opts.retry)?);

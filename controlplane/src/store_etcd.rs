@@ -13,6 +13,7 @@ use louailink_shared::storage::{
 use louailink_shared::KINDS;
 use serde_json::Value;
 use std::future::Future;
+use std::time::Duration;
 
 /// Largest history response accepted (records are bounded, but many may be read at once).
 const HISTORY_MESSAGE_LIMIT: usize = 256 * 1024 * 1024;
@@ -36,9 +37,17 @@ pub fn store_error(e: EtcdError) -> StoreError {
 }
 
 impl EtcdBackend {
-    /// Sets up the client (without auth this does not contact etcd yet).
-    pub async fn connect(spec: &EtcdSpec, history_limit: usize) -> Result<Self, StoreError> {
-        let store = EtcdStore::connect(spec).await.map_err(store_error)?;
+    /// Sets up the client (without auth this does not contact etcd yet); reads are bounded by
+    /// the spec's timeout, writes by `write_timeout`.
+    pub async fn connect(
+        spec: &EtcdSpec,
+        write_timeout: Duration,
+        history_limit: usize,
+    ) -> Result<Self, StoreError> {
+        let store = EtcdStore::connect(spec)
+            .await
+            .map_err(store_error)?
+            .with_write_timeout(write_timeout);
         Ok(EtcdBackend {
             store,
             history_limit: history_limit.max(1),

@@ -172,6 +172,47 @@ async fn compaction_and_current_revision() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_etcd_fails_reads_and_writes_each_within_its_own_bound() {
+    let etcd = Etcd::start();
+    let mut spec = spec(&etcd.endpoint());
+    spec.timeout = Duration::from_millis(300);
+    let s = EtcdStore::connect(&spec)
+        .await
+        .expect("connect")
+        .with_write_timeout(Duration::from_secs(1));
+    s.commit(&base()).await.expect("commit");
+    let pid = etcd.pid().expect("etcd runs").to_string();
+    signal("STOP", &pid);
+    let read = s.current_revision().await;
+    let write = s.put_raw("/louailink/locations/late", "{}").await;
+    signal("CONT", &pid);
+    let read = read.unwrap_err();
+    assert!(matches!(read, EtcdError::Timeout { timeout, .. } if timeout == spec.timeout));
+    assert!(read.is_unavailable(), "{read}");
+    // A write that got no answer may still land: the error says so rather than "failed".
+    let write = write.unwrap_err();
+    assert!(
+        matches!(write, EtcdError::WriteTimeout { timeout, .. } if timeout == Duration::from_secs(1)),
+        "{write}"
+    );
+    assert!(write.is_unavailable(), "{write}");
+    assert!(
+        write.to_string().contains("may still be applied"),
+        "{write}"
+    );
+    s.current_revision().await.expect("etcd answers again");
+}
+
+/// Sends `SIGSTOP`/`SIGCONT` to the etcd started by this test (by its PID).
+fn signal(name: &str, pid: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), pid])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_and_password() {
     let etcd = Etcd::start();
     etcd.etcdctl(&["user", "add", "root:rootpw"]);

@@ -60,6 +60,16 @@ pub enum EtcdError {
         /// The timeout.
         timeout: Duration,
     },
+    /// A write got no answer within the write timeout: it may or may not have been applied.
+    #[error("etcd {op} {key:?}: no answer within {timeout:?}; the write may still be applied")]
+    WriteTimeout {
+        /// The operation (`put`, `delete`, `txn`).
+        op: &'static str,
+        /// The key or range start.
+        key: String,
+        /// The write timeout.
+        timeout: Duration,
+    },
     /// etcd (or the transport) answered with an error.
     #[error("etcd {op} {key:?}: {error}")]
     Request {
@@ -111,7 +121,9 @@ impl EtcdError {
     /// True when etcd could not be reached (as opposed to refusing a request).
     pub fn is_unavailable(&self) -> bool {
         match self {
-            EtcdError::Timeout { .. } | EtcdError::Connect { .. } => true,
+            EtcdError::Timeout { .. }
+            | EtcdError::WriteTimeout { .. }
+            | EtcdError::Connect { .. } => true,
             EtcdError::Request { error, .. } => {
                 matches!(
                     error,
@@ -242,6 +254,7 @@ pub struct EtcdStore {
     client: Client,
     keys: Keys,
     timeout: Duration,
+    write_timeout: Duration,
     page_size: usize,
 }
 
@@ -250,6 +263,7 @@ impl std::fmt::Debug for EtcdStore {
         f.debug_struct("EtcdStore")
             .field("keys", &self.keys)
             .field("timeout", &self.timeout)
+            .field("write_timeout", &self.write_timeout)
             .field("page_size", &self.page_size)
             .finish_non_exhaustive()
     }
@@ -297,6 +311,7 @@ impl EtcdStore {
             client,
             keys,
             timeout: spec.timeout,
+            write_timeout: spec.timeout,
             page_size: DEFAULT_PAGE_SIZE,
         })
     }
@@ -304,6 +319,13 @@ impl EtcdStore {
     /// The same store reading `page_size` keys per page (at least 1).
     pub fn with_page_size(mut self, page_size: usize) -> Self {
         self.page_size = page_size.max(1);
+        self
+    }
+
+    /// The same store giving writes `timeout` (reads keep theirs): a write waits for etcd's
+    /// disk, which a busy machine may slow far more than a read.
+    pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
         self
     }
 
@@ -340,6 +362,28 @@ impl EtcdStore {
                 op,
                 key: key.to_string(),
                 timeout: self.timeout,
+            }),
+        }
+    }
+
+    /// Runs one write within the write timeout.
+    async fn timed_write<T>(
+        &self,
+        op: &'static str,
+        key: &str,
+        fut: impl Future<Output = Result<T, etcd_client::Error>>,
+    ) -> Result<T, EtcdError> {
+        match tokio::time::timeout(self.write_timeout, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(error)) => Err(EtcdError::Request {
+                op,
+                key: key.to_string(),
+                error,
+            }),
+            Err(_) => Err(EtcdError::WriteTimeout {
+                op,
+                key: key.to_string(),
+                timeout: self.write_timeout,
             }),
         }
     }
@@ -446,7 +490,7 @@ impl EtcdStore {
     pub async fn put_raw(&self, key: &str, value: impl Into<Vec<u8>>) -> Result<i64, EtcdError> {
         let mut client = self.client.clone();
         let resp = self
-            .timed("put", key, client.put(key, value.into(), None))
+            .timed_write("put", key, client.put(key, value.into(), None))
             .await?;
         Ok(resp.header().map_or(0, |h| h.revision()))
     }
@@ -454,7 +498,9 @@ impl EtcdStore {
     /// Deletes `key` (no generation bump). Returns the revision.
     pub async fn delete_raw(&self, key: &str) -> Result<i64, EtcdError> {
         let mut client = self.client.clone();
-        let resp = self.timed("delete", key, client.delete(key, None)).await?;
+        let resp = self
+            .timed_write("delete", key, client.delete(key, None))
+            .await?;
         Ok(resp.header().map_or(0, |h| h.revision()))
     }
 
@@ -464,7 +510,7 @@ impl EtcdStore {
         let root = self.keys.root();
         let options = DeleteOptions::new().with_prefix();
         let resp = self
-            .timed("delete", &root, client.delete(root.clone(), Some(options)))
+            .timed_write("delete", &root, client.delete(root.clone(), Some(options)))
             .await?;
         Ok(resp.header().map_or(0, |h| h.revision()))
     }
@@ -603,7 +649,7 @@ impl EtcdStore {
         ));
         let txn = Txn::new().when(compares).and_then(all);
         let mut client = self.client.clone();
-        let resp = self.timed("txn", &gen_key, client.txn(txn)).await?;
+        let resp = self.timed_write("txn", &gen_key, client.txn(txn)).await?;
         Ok(resp.succeeded().then(|| Committed {
             revision: resp.header().map_or(0, |h| h.revision()),
             generation: next,
