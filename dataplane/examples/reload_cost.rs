@@ -1,11 +1,15 @@
 //! What a file-mode reload costs, phase by phase: time to parse, validate and build a
-//! snapshot (reusing the previous one), and the heap each stage keeps alive.
+//! snapshot (reusing the previous one), and the heap each stage keeps alive; and the time of
+//! the same load reusing the previous round's segments (`incremental::load_reusing`, what
+//! `--autoreload` does), of which validation.
 //!
 //! `cargo run --release --example reload_cost -p louailink -- a.toml b.toml` alternates the
 //! files for 4 rounds (generate big ones with `tests/bench/fleet_bench.py config 10000 ...`).
 
 use louailink::access_log::Sink;
 use louailink::snapshot::Snapshot;
+use louailink_shared::incremental::{load_reusing, SegmentIndex};
+use louailink_shared::Config;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -48,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let sink = Sink::new(None);
     let mut previous: Option<Snapshot> = None;
+    let mut index = SegmentIndex::default();
     for round in 0..4 {
         let path = std::path::Path::new(&files[round % files.len()]);
         let text = std::fs::read_to_string(path)?;
@@ -56,6 +61,21 @@ async fn main() -> anyhow::Result<()> {
         let loaded = louailink_shared::loader::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
         let t_load = t.elapsed();
         let after_load = LIVE.load(Ordering::Relaxed);
+        let empty = Config::default();
+        let running = previous.as_ref().map_or(&empty, |p| &p.config);
+        let t = Instant::now();
+        let reused = load_reusing(path, &index, running).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let t_reuse = t.elapsed();
+        anyhow::ensure!(
+            reused.config == loaded.config,
+            "load_reusing differs from load"
+        );
+        let t = Instant::now();
+        let _ = louailink_shared::validate(&reused.config, &Default::default());
+        let t_validate = t.elapsed();
+        let parsed = reused.parsed;
+        index = reused.index;
+        drop(reused.config);
         let config_only = {
             let before = LIVE.load(Ordering::Relaxed);
             let copy = loaded.config.clone();
@@ -74,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
         let t_drop = t.elapsed();
         println!(
             "round {round}: load (parse + validate) {t_load:.1?}, build {t_build:.1?}, drop old {t_drop:.1?}; \
+             load reusing segments {t_reuse:.1?} ({parsed} parsed; validate {t_validate:.1?}); \
              text {}, loaded {}, of which config {}; live after the swap {}",
             mib(text.len()),
             mib(after_load - base),

@@ -6,13 +6,15 @@
 //! priority that still competes (`SCHED_BATCH`, nice 10 or 19) measurably raised request p99
 //! while swapping, because the scheduler lets a running thread go on until its next tick (4 ms
 //! at HZ=250). On a core that stays saturated an idle thread could wait indefinitely, so after
-//! [`IDLE_WAIT`] the same work also starts on the config runtime, whose threads merely run at a
-//! lower priority (`SCHED_BATCH`, nice 10); the first result is used. Replaced snapshots are
-//! freed at `SCHED_IDLE` too. The etcd follower and the file watcher run on the config runtime.
+//! [`IDLE_WAIT`] it is promoted to a merely lower priority (`SCHED_BATCH`, nice 10) and goes
+//! on where it was. Leaving `SCHED_IDLE` needs `CAP_SYS_NICE`; without it the same work starts
+//! again on the config runtime (whose threads run at that priority) and the first result is
+//! used. Replaced snapshots are freed at `SCHED_IDLE` too. The etcd follower and the file
+//! watcher run on the config runtime.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::runtime::Runtime;
 
@@ -24,21 +26,29 @@ pub const IDLE_WAIT: Duration = Duration::from_millis(500);
 /// Nice value of the config runtime's threads (request threads keep 0).
 const NICE: i32 = 10;
 
-/// Sets the calling thread's scheduling policy (and nice value, for `SCHED_BATCH`). A
-/// failure only costs latency, so it is logged.
-fn set_scheduling(policy: libc::c_int, nice: i32) {
+/// The calling thread's id.
+fn this_thread() -> libc::pid_t {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+/// Sets the scheduling policy of thread `tid` of this process (0: the calling thread), and for
+/// `SCHED_BATCH` first its nice value. Returns false (and logs why) when that is refused.
+fn set_scheduling(tid: libc::pid_t, policy: libc::c_int, nice: i32) -> bool {
     let attr = libc::sched_param { sched_priority: 0 };
-    // SAFETY: sched_setscheduler(0 = the calling thread, policy, a valid param that outlives
-    // the call) and setpriority(PRIO_PROCESS, this thread's id, nice) change only this
-    // thread's scheduling.
+    let id = if tid == 0 { this_thread() } else { tid };
+    // SAFETY: setpriority(PRIO_PROCESS, a thread id of ours, nice) and sched_setscheduler(that
+    // thread, policy, a valid param that outlives the call) change only that thread's
+    // scheduling.
     let failed = unsafe {
-        libc::sched_setscheduler(0, policy, &attr) != 0
-            || (policy != libc::SCHED_IDLE
-                && libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, nice) != 0)
+        (policy != libc::SCHED_IDLE
+            && libc::setpriority(libc::PRIO_PROCESS, id as libc::id_t, nice) != 0)
+            || libc::sched_setscheduler(id, policy, &attr) != 0
     };
     if failed {
-        tracing::debug!(error = %std::io::Error::last_os_error(), policy, "cannot lower a config thread's priority");
+        tracing::debug!(error = %std::io::Error::last_os_error(), policy, "cannot set a config thread's priority");
     }
+    !failed
 }
 
 fn runtime() -> Option<&'static Runtime> {
@@ -48,7 +58,9 @@ fn runtime() -> Option<&'static Runtime> {
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .thread_name("louailink-config")
-                .on_thread_start(|| set_scheduling(libc::SCHED_BATCH, NICE))
+                .on_thread_start(|| {
+                    set_scheduling(0, libc::SCHED_BATCH, NICE);
+                })
                 .enable_all()
                 .build()
                 .map_err(|e| tracing::warn!(error = %e, "no separate config runtime"))
@@ -83,29 +95,75 @@ impl Drop for IdleSlot {
     }
 }
 
-/// Runs `job` on a new `SCHED_IDLE` thread. Returns false, having dropped `job` here, when
+/// Where an idle thread is, for [`promote`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Not running yet: it will keep the priority it inherits from the config runtime.
+    Starting,
+    /// Running at `SCHED_IDLE` as this thread id.
+    Idle(libc::pid_t),
+    /// Running at the config runtime's priority.
+    Promoted,
+    /// Its job has finished (the result is sent).
+    Done,
+}
+
+type IdleStage = Arc<Mutex<Stage>>;
+
+fn set_stage(stage: &IdleStage, f: impl FnOnce(&mut Stage)) {
+    if let Ok(mut s) = stage.lock() {
+        f(&mut s);
+    }
+}
+
+/// Runs `job` on a new `SCHED_IDLE` thread. Returns `None`, having dropped `job` here, when
 /// [`MAX_IDLE_THREADS`] are alive or no thread starts.
-fn spawn_idle(job: impl FnOnce() + Send + 'static) -> bool {
+fn spawn_idle(job: impl FnOnce() + Send + 'static) -> Option<IdleStage> {
     if IDLE_THREADS.fetch_add(1, Ordering::AcqRel) >= MAX_IDLE_THREADS {
         drop(IdleSlot);
-        return false;
+        return None;
     }
     let slot = IdleSlot;
+    let stage = Arc::new(Mutex::new(Stage::Starting));
+    let own = Arc::clone(&stage);
     std::thread::Builder::new()
         .name("louailink-idle".into())
         .spawn(move || {
             let _slot = slot;
-            set_scheduling(libc::SCHED_IDLE, 0);
+            set_stage(&own, |s| {
+                if *s == Stage::Starting && set_scheduling(0, libc::SCHED_IDLE, 0) {
+                    *s = Stage::Idle(this_thread());
+                }
+            });
             job();
+            set_stage(&own, |s| *s = Stage::Done);
             release_memory();
         })
-        .is_ok()
+        .ok()
+        .map(|_| stage)
 }
 
-/// Runs `work` on a new `SCHED_IDLE` thread; if that has not finished within [`IDLE_WAIT`]
-/// (or could not start), runs it on the current (config) runtime's blocking pool as well, and
-/// returns the first result (`None` only if `work` panicked). `work` must be repeatable
-/// (loading a file is).
+/// Moves an idle thread up to the config runtime's priority so that it goes on where it was;
+/// false if that is refused (leaving `SCHED_IDLE` needs `CAP_SYS_NICE`).
+fn promote(stage: &IdleStage) -> bool {
+    let mut promoted = false;
+    set_stage(stage, |s| {
+        promoted = match *s {
+            Stage::Starting => true,
+            Stage::Idle(tid) => set_scheduling(tid, libc::SCHED_BATCH, NICE),
+            Stage::Promoted | Stage::Done => true,
+        };
+        if promoted && *s != Stage::Done {
+            *s = Stage::Promoted;
+        }
+    });
+    promoted
+}
+
+/// Runs `work` on a new `SCHED_IDLE` thread; if that has not finished within [`IDLE_WAIT`],
+/// promotes it (see the module) or, when that is refused or no idle thread could start, runs
+/// `work` on the current (config) runtime's blocking pool as well, and returns the first
+/// result (`None` only if `work` panicked). `work` must be repeatable (loading a file is).
 pub async fn run_when_idle<T, W>(work: W) -> Option<T>
 where
     T: Send + 'static,
@@ -117,9 +175,13 @@ where
         let (work, tx) = (Arc::clone(&work), tx.clone());
         spawn_idle(move || drop(tx.blocking_send(work())))
     };
-    if idle {
+    if let Some(stage) = idle {
         if let Ok(Some(done)) = tokio::time::timeout(IDLE_WAIT, rx.recv()).await {
             return Some(done);
+        }
+        if promote(&stage) {
+            drop(tx);
+            return rx.recv().await;
         }
     }
     tokio::task::spawn_blocking(move || {
@@ -147,8 +209,12 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
+    /// The idle-thread count is process-wide: these tests take turns.
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     #[tokio::test(flavor = "multi_thread")]
     async fn work_still_runs_when_idle_threads_are_used_up() {
+        let _turn = SERIAL.lock().await;
         // Idle threads that never get to finish (a saturated core) use up the slots...
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let wait = Arc::new(Mutex::new(wait));
@@ -156,12 +222,55 @@ mod tests {
             let wait = Arc::clone(&wait);
             assert!(spawn_idle(move || {
                 let _ = wait.lock().map(|w| w.recv());
-            }));
+            })
+            .is_some());
         }
-        assert!(!spawn_idle(|| {}), "more idle threads than the cap");
+        assert!(
+            spawn_idle(|| {}).is_none(),
+            "more idle threads than the cap"
+        );
         // ...and work then runs on the fallback instead.
         assert_eq!(run_when_idle(|| "loaded").await, Some("loaded"));
         drop(release);
         assert_eq!(run_when_idle(|| 6 * 7).await, Some(42));
+        // Leave no slot taken for the next test.
+        for _ in 0..3000 {
+            if IDLE_THREADS.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("idle threads did not end");
+    }
+
+    /// Whether this process may move a thread from `SCHED_IDLE` back up (`CAP_SYS_NICE`).
+    fn may_leave_idle() -> bool {
+        std::thread::spawn(|| {
+            set_scheduling(0, libc::SCHED_IDLE, 0) && set_scheduling(0, libc::SCHED_BATCH, NICE)
+        })
+        .join()
+        .unwrap_or(false)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn work_past_the_idle_wait_is_promoted_not_run_twice() {
+        let _turn = SERIAL.lock().await;
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&runs);
+        let policy = run_when_idle(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            // Longer than the wait: the work is still running when the wait ends.
+            std::thread::sleep(IDLE_WAIT * 2);
+            // SAFETY: sched_getscheduler(0) only reads the calling thread's policy.
+            unsafe { libc::sched_getscheduler(0) }
+        })
+        .await;
+        if may_leave_idle() {
+            assert_eq!(policy, Some(libc::SCHED_BATCH));
+            assert_eq!(runs.load(Ordering::SeqCst), 1, "the load ran twice");
+        } else {
+            // Without CAP_SYS_NICE the work also starts on the fallback; the first result wins.
+            assert!(policy.is_some());
+        }
     }
 }

@@ -115,6 +115,11 @@ impl Reloader {
         let _ = self.maintenance.set(handle);
     }
 
+    /// The snapshot serving now.
+    pub fn current(&self) -> Arc<Snapshot> {
+        self.state.load_full()
+    }
+
     /// This process's event sender.
     pub fn notifier(&self) -> &Arc<Notifier> {
         &self.notifier

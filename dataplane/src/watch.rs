@@ -1,11 +1,14 @@
 //! `--autoreload` / `-a` on files: watch the config file or directory (inotify through
-//! `notify`), wait for a short quiet period so an editor's save is one change, reload, apply.
+//! `notify`), wait for a short quiet period so an editor's save is one change, reload (parsing
+//! only the parts of the files that changed), apply.
 
 use crate::config_runtime::run_when_idle;
 use crate::reload::{Outcome, Reloader};
+use crate::snapshot::Snapshot;
+use louailink_shared::incremental::{load_reusing, Reloaded, SegmentIndex};
 use notify::{EventKind, RecursiveMode, Watcher};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// Quiet time after the last file event before the config is read.
@@ -57,18 +60,34 @@ pub async fn watch_files(source: PathBuf, reloader: Arc<Reloader>) {
     tracing::info!(path = %source.display(), "watching the config for changes");
     // An edit made between the start-up load and now raised no event: check once.
     let _ = recheck.try_send(());
+    // What the last load made of each part of the files, for the snapshot it built.
+    let mut index: Arc<SegmentIndex> = Arc::default();
+    let mut indexed: Weak<Snapshot> = Weak::new();
     while rx.recv().await.is_some() {
         while tokio::time::timeout(DEBOUNCE, rx.recv())
             .await
             .is_ok_and(|r| r.is_some())
         {}
         let path = source.clone();
-        // Only the config leaves the load: its source map is freed where it was built.
-        let loaded = run_when_idle(move || louailink_shared::loader::load(&path).map(|l| l.config));
+        // The index describes the serving config only if nothing replaced it since.
+        let base = reloader.current();
+        let known = match indexed.upgrade() {
+            Some(s) if Arc::ptr_eq(&s, &base) => Arc::clone(&index),
+            _ => Arc::default(),
+        };
+        let loaded = run_when_idle(move || load_reusing(&path, &known, &base.config));
         match loaded.await {
-            Some(Ok(config)) => {
+            Some(Ok(Reloaded {
+                config,
+                index: next,
+                parsed,
+            })) => {
+                tracing::debug!(parsed, segments = next.len(), "config read");
                 if let Outcome::Rejected(_) = reloader.apply(config).await {
                     tracing::error!("the changed config was not applied");
+                } else {
+                    index = Arc::new(next);
+                    indexed = Arc::downgrade(&reloader.current());
                 }
             }
             Some(Err(errors)) => {

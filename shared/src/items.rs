@@ -41,6 +41,19 @@ impl Item {
         }
     }
 
+    /// A copy of item `(kind, name)` of `config` (`basic` for the kind `"basic"`), if it has one.
+    pub fn cloned_from(config: &Config, kind: &str, name: &str) -> Option<Item> {
+        Some(match kind {
+            "basic" => Item::Basic(config.basic.clone()),
+            "servers" => Item::Server(config.servers.get(name)?.clone()),
+            "locations" => Item::Location(config.locations.get(name)?.clone()),
+            "upstreams" => Item::Upstream(config.upstreams.get(name)?.clone()),
+            "plugins" => Item::Plugin(config.plugins.get(name)?.clone()),
+            "certificates" => Item::Certificate(config.certificates.get(name)?.clone()),
+            _ => return None,
+        })
+    }
+
     /// Puts the item into `config` under `name` (ignored for `basic`), replacing any previous one.
     pub fn insert_into(self, config: &mut Config, name: &str) {
         let name = name.to_string();

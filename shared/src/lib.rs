@@ -4,6 +4,7 @@ pub mod access_log;
 pub mod certs;
 pub mod error;
 pub mod formats;
+pub mod incremental;
 pub mod items;
 pub mod keys;
 pub mod loader;

@@ -256,7 +256,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
 }
 
 /// Every config file under `dir`; hidden entries (`.name`) are skipped, symlink loops broken.
-fn collect_files(
+pub(crate) fn collect_files(
     dir: &Path,
     files: &mut Vec<PathBuf>,
     errors: &mut Vec<ConfigError>,

@@ -107,6 +107,16 @@ impl SourceMap {
         self.with_item(kind, name, |item| item.place = Some(place));
     }
 
+    /// Every item `(kind, name)` whose place was recorded (`basic` has the name `""`).
+    pub fn items(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.items.iter().flat_map(|(kind, names)| {
+            names
+                .iter()
+                .filter(|(_, item)| item.place.is_some())
+                .map(move |(name, _)| (kind.as_str(), name.as_str()))
+        })
+    }
+
     /// Records where `key` of item `(kind, name)` was written.
     pub fn record_key(
         &mut self,

@@ -29,6 +29,8 @@
 #                (default 5) of each); medians of p50, p99, req/s; failed requests counted; the
 #                time from each rename to /probe serving the new version; RSS after each round.
 #                In both kinds of round a probe client polls /probe every 5 ms.
+#                PACE_MS=n makes each wrk connection wait n ms after every response (a paced load
+#                below saturation; the rate is then about CONNS x 1000 / (n + latency) req/s).
 #                SERVER_CPU= / CLIENT_CPU= (empty) leave the node / wrk unpinned.
 #   memory       VmRSS of one data plane (files, 1 worker thread) with MEM_SIZES locations
 #                (default "0 1000 10000"; 0 = just the probe), after 20 requests, MEM_REPS
@@ -54,6 +56,7 @@ SWAP_LOCATIONS=${SWAP_LOCATIONS:-10000}
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-10}
+PACE_MS=${PACE_MS:-}
 MEM_REPS=${MEM_REPS:-3}
 MEM_SIZES=${MEM_SIZES:-0 1000 10000}
 BUILD=${BUILD:-1}
@@ -264,6 +267,11 @@ swaps() {
     mkdir -p "$dir"
     port=$(free_port)
     [ -z "$CLIENT_CPU" ] || wrk_pin=(taskset -c "$CLIENT_CPU")
+    local wrk_pace=()
+    if [ -n "$PACE_MS" ]; then
+        printf 'function delay() return %s end\n' "$PACE_MS" >"$dir/pace.lua"
+        wrk_pace=(-s "$dir/pace.lua")
+    fi
     for v in 0 1 2; do
         python3 "$HELPER" config "$SWAP_LOCATIONS" --listen "127.0.0.1:$port" --version "$v" --mix "$MIX" >"$dir/src-$v.toml"
     done
@@ -293,7 +301,7 @@ swaps() {
             python3 "$HELPER" swapper --dir "$dir" --listen "127.0.0.1:$port" --duration "$DURATION" \
                 "${swap_flag[@]}" >"$TMP/swapper-$r-$mode.json" &
             SWAPPER=$!
-            "${wrk_pin[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$url" >"$TMP/wrk-$r-$mode.txt"
+            "${wrk_pin[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "${wrk_pace[@]}" "$url" >"$TMP/wrk-$r-$mode.txt"
             wait "$SWAPPER" || die "the swapper failed"
             SWAPPER=
             sleep 1.5   # let a swap in progress finish before the next round
