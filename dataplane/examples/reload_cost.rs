@@ -84,7 +84,7 @@ async fn main() -> anyhow::Result<()> {
             size
         };
         let t = Instant::now();
-        let snapshot = Snapshot::build(loaded.config, previous.as_ref(), &sink)
+        let snapshot = Snapshot::build(loaded.config.into(), previous.as_ref(), &sink)
             .await
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let t_build = t.elapsed();

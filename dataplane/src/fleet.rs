@@ -144,7 +144,7 @@ async fn apply(reloader: &Reloader, node: &NodeView, saver: &Saver, followed: &F
     let Some(config) = followed.config.as_ref() else {
         return node.update(|s| s.follow(followed));
     };
-    let outcome = reloader.apply((**config).clone()).await;
+    let outcome = reloader.apply(Arc::clone(config)).await;
     node.update(|s| {
         let served = (s.applied_revision, std::mem::take(&mut s.config_hash));
         s.follow(followed);

@@ -219,7 +219,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let snapshot = match runtime.block_on(snapshot::Snapshot::build(config.clone(), None, &sink)) {
+    let snapshot = match runtime.block_on(snapshot::Snapshot::build(
+        Arc::new(config.clone()),
+        None,
+        &sink,
+    )) {
         Ok(s) => s,
         Err(errors) => {
             print_errors(&source.to_string(), &errors);

@@ -126,14 +126,14 @@ impl Reloader {
     }
 
     /// Builds and swaps in `config` (already validated by the loader).
-    pub async fn apply(&self, config: Config) -> Outcome {
+    pub async fn apply(&self, config: Arc<Config>) -> Outcome {
         let _guard = self.lock.lock().await;
         let current = self.state.load_full();
         if current.config == config {
             return Outcome::Unchanged;
         }
         let (previous, sink) = (Arc::clone(&current), Arc::clone(&self.sink));
-        let built = run_when_idle(move || build_snapshot(config.clone(), &previous, &sink));
+        let built = run_when_idle(move || build_snapshot(Arc::clone(&config), &previous, &sink));
         let snapshot = match built.await {
             Some(Ok(s)) => s,
             None => return Outcome::Rejected(vec!["building the snapshot failed".into()]),
@@ -187,7 +187,7 @@ impl Reloader {
 
 /// Builds a snapshot on the calling (config) thread: resolving backends needs a runtime.
 fn build_snapshot(
-    config: Config,
+    config: Arc<Config>,
     previous: &Snapshot,
     sink: &Arc<Sink>,
 ) -> Result<Snapshot, Vec<String>> {

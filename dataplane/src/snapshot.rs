@@ -48,8 +48,8 @@ pub struct Snapshot {
     pub trusted_proxies: Vec<IpNet>,
     /// `basic.error_template`.
     pub error_template: Option<String>,
-    /// The config this snapshot was built from.
-    pub config: Config,
+    /// The config this snapshot was built from (shared with whoever built it: no copy).
+    pub config: Arc<Config>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -64,7 +64,7 @@ impl Snapshot {
     /// Builds a snapshot of `config`, reusing unchanged upstreams, plugins, locations and
     /// router indexes of `previous`. Errors are collected, each naming its item.
     pub async fn build(
-        config: Config,
+        config: Arc<Config>,
         previous: Option<&Snapshot>,
         sink: &Arc<Sink>,
     ) -> Result<Self, Vec<String>> {
@@ -270,10 +270,10 @@ locations = ["api", "mocked"]
     #[tokio::test]
     async fn unchanged_items_survive_a_rebuild() {
         let sink = Sink::new(None);
-        let first = Snapshot::build(config("a", "127.0.0.1:9"), None, &sink)
+        let first = Snapshot::build(config("a", "127.0.0.1:9").into(), None, &sink)
             .await
             .unwrap();
-        let same = Snapshot::build(config("a", "127.0.0.1:9"), Some(&first), &sink)
+        let same = Snapshot::build(config("a", "127.0.0.1:9").into(), Some(&first), &sink)
             .await
             .unwrap();
         assert!(Arc::ptr_eq(&first.upstreams["app"], &same.upstreams["app"]));
@@ -284,7 +284,7 @@ locations = ["api", "mocked"]
         ));
 
         // A changed plugin is rebuilt, and so is the location using it; the rest is kept.
-        let plugin_changed = Snapshot::build(config("b", "127.0.0.1:9"), Some(&same), &sink)
+        let plugin_changed = Snapshot::build(config("b", "127.0.0.1:9").into(), Some(&same), &sink)
             .await
             .unwrap();
         assert!(!Arc::ptr_eq(
@@ -297,10 +297,13 @@ locations = ["api", "mocked"]
         ));
 
         // A changed upstream is rebuilt, and so is the location using it.
-        let upstream_changed =
-            Snapshot::build(config("b", "127.0.0.1:10"), Some(&plugin_changed), &sink)
-                .await
-                .unwrap();
+        let upstream_changed = Snapshot::build(
+            config("b", "127.0.0.1:10").into(),
+            Some(&plugin_changed),
+            &sink,
+        )
+        .await
+        .unwrap();
         assert!(!Arc::ptr_eq(
             &plugin_changed.upstreams["app"],
             &upstream_changed.upstreams["app"]

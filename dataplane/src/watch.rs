@@ -83,7 +83,7 @@ pub async fn watch_files(source: PathBuf, reloader: Arc<Reloader>) {
                 parsed,
             })) => {
                 tracing::debug!(parsed, segments = next.len(), "config read");
-                if let Outcome::Rejected(_) = reloader.apply(config).await {
+                if let Outcome::Rejected(_) = reloader.apply(Arc::new(config)).await {
                     tracing::error!("the changed config was not applied");
                 } else {
                     index = Arc::new(next);

@@ -15,7 +15,7 @@ use crate::items::Item;
 use crate::loader::{collect_files, load, parse_text};
 use crate::model::{Config, KINDS};
 use crate::sources::SourceMap;
-use crate::validate::validate;
+use crate::validate::validate_since;
 use ahash::{HashMap, HashSet, RandomState};
 use std::path::{Path, PathBuf};
 
@@ -59,7 +59,9 @@ pub struct Reloaded {
 }
 
 /// Loads `path` like [`load`], parsing only the segments that `index` does not know; the items
-/// of known segments are copied from `base`, the config of the load that made `index`.
+/// of known segments are copied from `base`, the config of the load that made `index` (with an
+/// empty index, any config that passed validation: locations equal to its own are not
+/// checked again, only their references).
 pub fn load_reusing(
     path: &Path,
     index: &SegmentIndex,
@@ -116,7 +118,7 @@ fn fast_path(path: &Path, index: &SegmentIndex, base: &Config) -> Option<Reloade
             next.segments.insert(key, items);
         }
     }
-    validate(&config, &SourceMap::default()).ok()?;
+    validate_since(&config, &SourceMap::default(), Some(base)).ok()?;
     Some(Reloaded {
         config,
         index: next,

@@ -25,4 +25,4 @@ pub use loader::{check_name, decode_item, load, parse_text, Item, Loaded};
 pub use model::*;
 pub use plugins::{plugin_options, MockOptions, PingOptions, PluginOptions};
 pub use sources::SourceMap;
-pub use validate::{summary, validate};
+pub use validate::{summary, validate, validate_since};

@@ -27,9 +27,21 @@ pub const ACME_PROVIDERS: [&str; 1] = ["lets_encrypt"];
 
 /// Checks everything that parsing alone cannot; returns every problem found.
 pub fn validate(config: &Config, sources: &SourceMap) -> Result<(), ConfigErrors> {
+    validate_since(config, sources, None)
+}
+
+/// [`validate`], but a location equal to its namesake in `valid` (a config that passed
+/// validation) only has its references checked again: what it says about itself (patterns,
+/// variables, header lines) was checked then. Cheap for a reload that changed a few items.
+pub fn validate_since(
+    config: &Config,
+    sources: &SourceMap,
+    valid: Option<&Config>,
+) -> Result<(), ConfigErrors> {
     let mut check = Check {
         config,
         sources,
+        valid,
         errors: Vec::new(),
     };
     check.basic();
@@ -61,6 +73,8 @@ pub fn summary(config: &Config) -> String {
 struct Check<'a> {
     config: &'a Config,
     sources: &'a SourceMap,
+    /// A config that passed validation (see [`validate_since`]).
+    valid: Option<&'a Config>,
     errors: Vec<ConfigError>,
 }
 
@@ -224,9 +238,15 @@ impl Check<'_> {
 
     fn locations(&mut self) {
         for (name, l) in &self.config.locations {
+            let known = self
+                .valid
+                .and_then(|v| v.locations.get(name))
+                .is_some_and(|v| v == l);
             // Named captures of the host, path and rewrite regexes: the location's variables.
             let mut captures: Vec<String> = Vec::new();
-            if let Some(host) = &l.host {
+            if known {
+                // Checked when it passed: only its references below.
+            } else if let Some(host) = &l.host {
                 match parse_hosts(host) {
                     Ok(patterns) => {
                         for p in patterns {
@@ -239,18 +259,21 @@ impl Check<'_> {
                 }
             }
             match parse_path(l.path.as_deref()) {
+                _ if known => {}
                 Ok(PathPattern::Regex(re)) => captures.extend(capture_names(&re)),
                 Ok(_) => {}
                 Err(e) => self.err("locations", name, "path", e),
             }
-            if let Some(rewrite) = &l.rewrite {
+            if let Some(rewrite) = l.rewrite.as_ref().filter(|_| !known) {
                 match parse_rewrite(rewrite) {
                     Ok(r) => captures.extend(capture_names(&r.regex)),
                     Err(e) => self.err("locations", name, "rewrite", e),
                 }
             }
             if let Some(upstream) = l.upstream.as_deref().map(str::trim) {
-                if let Some(var) = upstream.strip_prefix('$') {
+                if known && (upstream.is_empty() || upstream.starts_with('$')) {
+                    // About itself only: checked when it passed.
+                } else if let Some(var) = upstream.strip_prefix('$') {
                     let var = var
                         .strip_prefix('{')
                         .and_then(|v| v.strip_suffix('}'))
@@ -278,7 +301,7 @@ impl Check<'_> {
                 ("proxy_add_headers", &l.proxy_add_headers),
                 ("response_headers", &l.response_headers),
             ];
-            for (key, list) in header_lists {
+            for (key, list) in header_lists.into_iter().filter(|_| !known) {
                 for line in &list.0 {
                     if let Err(e) = split_header_line(line) {
                         self.err("locations", name, key, e);
@@ -291,7 +314,7 @@ impl Check<'_> {
                     self.err("locations", name, "plugins", msg);
                 }
             }
-            if l.max_processing == Some(0) {
+            if !known && l.max_processing == Some(0) {
                 self.err("locations", name, "max_processing", "must be at least 1");
             }
         }
@@ -453,6 +476,51 @@ mod tests {
     }
 
     const BACKEND: &str = "[upstreams.u]\naddrs = \"127.0.0.1:1\"\n";
+
+    #[test]
+    fn since_a_valid_config_changed_locations_and_every_reference_are_checked() {
+        let valid_text = format!(
+            "{BACKEND}[upstreams.v]\naddrs = \"127.0.0.1:2\"\n\
+             [locations.a]\npath = \"~^/(?<x>[a-z]+)$\"\nupstream = \"$x\"\n\
+             [locations.b]\npath = \"/b\"\nupstream = \"v\"\n"
+        );
+        let valid = parse_text(&valid_text, Format::Toml, None).unwrap().config;
+        validate(&valid, &SourceMap::default()).unwrap();
+        let check =
+            |config: &Config| match validate_since(config, &SourceMap::default(), Some(&valid)) {
+                Ok(()) => Vec::new(),
+                Err(e) => e.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            };
+        assert_eq!(check(&valid), Vec::<String>::new());
+        // A changed location is checked whole; an unchanged one still has its references
+        // checked: upstream v is gone.
+        let mut changed = valid.clone();
+        changed.locations.get_mut("a").unwrap().path = Some("~([".into());
+        changed.upstreams.remove("v");
+        let got = check(&changed);
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(
+            got.iter()
+                .any(|e| e.starts_with("locations.a: key \"path\"")),
+            "{got:?}"
+        );
+        assert!(
+            got.iter()
+                .any(|e| e.starts_with("locations.a: key \"upstream\"")),
+            "{got:?}"
+        );
+        assert!(
+            got.iter().any(|e| e.contains("unknown upstream \"v\"")),
+            "{got:?}"
+        );
+        // The same errors as a full validation.
+        let full: Vec<String> = validate(&changed, &SourceMap::default())
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(got, full);
+    }
 
     #[test]
     fn servers() {

@@ -179,7 +179,7 @@ log "machine: $MACHINE; load $(machine_load)"
     echo "machine: $MACHINE"
     echo "commit: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet HEAD -- dataplane shared controlplane 2>/dev/null || echo ' (with uncommitted changes under dataplane/shared/controlplane)')"
     echo "binaries: louailink built $(date -u -r "$BIN_DIR/louailink" '+%Y-%m-%d %H:%M:%S UTC'), louailink-control built $(date -u -r "$BIN_DIR/louailink-control" '+%Y-%m-%d %H:%M:%S UTC')"
-    echo "command: PARTS=$PARTS LOCATIONS=$LOCATIONS MIX=$MIX WRITES=$WRITES POLL_MS=$POLL_MS SWAP_LOCATIONS=$SWAP_LOCATIONS ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS MEM_REPS=$MEM_REPS MEM_SIZES=\"$MEM_SIZES\" tests/bench/fleet.sh"
+    echo "command: PARTS=$PARTS LOCATIONS=$LOCATIONS MIX=$MIX WRITES=$WRITES POLL_MS=$POLL_MS SWAP_LOCATIONS=$SWAP_LOCATIONS ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS${PACE_MS:+ PACE_MS=$PACE_MS} MEM_REPS=$MEM_REPS MEM_SIZES=\"$MEM_SIZES\" tests/bench/fleet.sh"
 } >"$OUT/run.txt"
 REPORT_ARGS=()
 

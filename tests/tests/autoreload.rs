@@ -104,6 +104,14 @@ async fn an_invalid_edit_keeps_the_old_config_until_a_fixed_edit_applies() {
     })
     .await;
     assert!(lk.log().contains("three"), "the error names the upstream");
+    // Only the edited part of the file was parsed again, yet the error has its file and line.
+    let line = config(port, &b, "upstream = \"three\"", "")
+        .lines()
+        .position(|l| l.contains("\"three\""))
+        .map(|i| i + 1)
+        .expect("the edited line");
+    let at = format!("{}:{line}: locations.loc", lk.config_path().display());
+    assert!(lk.log().contains(&at), "no {at:?} in the log:\n{}", lk.log());
     assert_eq!(c.get("a.test", "/").await.backend(), "one");
 
     lk.write_config(&config(port, &b, "upstream = \"two\"", ""));
