@@ -21,6 +21,8 @@
 #                `/_louailink/status` shows the write's revision, and the write's own
 #                acknowledgement time. Time 0 = just before the write is sent. A data plane that
 #                dies while starting is restarted and counted (docs/benchmarks.md, "Known problems").
+#                ETCD_TMPFS=1 puts etcd's data dir on /dev/shm, so the disk's fsync stalls drop out
+#                of the figures (the "write acknowledged" column shows what is left of them).
 #   swap         one data plane on files with --autoreload, SWAP_LOCATIONS (default 10,000)
 #                locations, 1 worker thread, pinned to core SERVER_CPU (0); wrk (1 thread, CONNS
 #                connections, keep-alive) on core CLIENT_CPU (1) requests a prefix location for
@@ -57,6 +59,7 @@ ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-10}
 PACE_MS=${PACE_MS:-}
+ETCD_TMPFS=${ETCD_TMPFS:-}
 MEM_REPS=${MEM_REPS:-3}
 MEM_SIZES=${MEM_SIZES:-0 1000 10000}
 BUILD=${BUILD:-1}
@@ -103,6 +106,8 @@ fi
 
 # ---------------------------------------------------------------- processes
 TMP=$(mktemp -d /tmp/louailink-fleet-bench.XXXXXX)
+ETCD_DATA="$TMP/etcd"
+[ -z "$ETCD_TMPFS" ] || ETCD_DATA=$(mktemp -d /dev/shm/louailink-fleet-bench-etcd.XXXXXX)
 mkdir -p "$OUT"
 PGIDS=()
 SWAPPER=
@@ -113,6 +118,7 @@ cleanup() {
     sleep 0.3
     for pg in "${PGIDS[@]}"; do kill -KILL -- "-$pg" 2>/dev/null || true; done
     if [ "$KEEP_TMP" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+    [ -z "$ETCD_TMPFS" ] || rm -rf "$ETCD_DATA"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -179,7 +185,7 @@ log "machine: $MACHINE; load $(machine_load)"
     echo "machine: $MACHINE"
     echo "commit: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet HEAD -- dataplane shared controlplane 2>/dev/null || echo ' (with uncommitted changes under dataplane/shared/controlplane)')"
     echo "binaries: louailink built $(date -u -r "$BIN_DIR/louailink" '+%Y-%m-%d %H:%M:%S UTC'), louailink-control built $(date -u -r "$BIN_DIR/louailink-control" '+%Y-%m-%d %H:%M:%S UTC')"
-    echo "command: PARTS=$PARTS LOCATIONS=$LOCATIONS MIX=$MIX WRITES=$WRITES POLL_MS=$POLL_MS SWAP_LOCATIONS=$SWAP_LOCATIONS ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS${PACE_MS:+ PACE_MS=$PACE_MS} MEM_REPS=$MEM_REPS MEM_SIZES=\"$MEM_SIZES\" tests/bench/fleet.sh"
+    echo "command: PARTS=$PARTS LOCATIONS=$LOCATIONS MIX=$MIX WRITES=$WRITES POLL_MS=$POLL_MS SWAP_LOCATIONS=$SWAP_LOCATIONS ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS${PACE_MS:+ PACE_MS=$PACE_MS}${ETCD_TMPFS:+ ETCD_TMPFS=$ETCD_TMPFS} MEM_REPS=$MEM_REPS MEM_SIZES=\"$MEM_SIZES\" tests/bench/fleet.sh"
 } >"$OUT/run.txt"
 REPORT_ARGS=()
 
@@ -189,7 +195,7 @@ propagation() {
     etcd_port=$(free_port); peer_port=$(free_port); http=$(free_port); grpc=$(free_port)
     listen="127.0.0.1:$(free_port)"
     log "propagation: etcd 127.0.0.1:$etcd_port, control plane 127.0.0.1:$http, fleet listener $listen"
-    start etcd "" -- etcd --name bench --data-dir "$TMP/etcd" \
+    start etcd "" -- etcd --name bench --data-dir "$ETCD_DATA" \
         --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
         --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
         --initial-cluster "bench=http://127.0.0.1:$peer_port" --initial-cluster-state new
