@@ -98,7 +98,7 @@ impl Drop for IdleSlot {
 /// Where an idle thread is, for [`promote`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
-    /// Not running yet: it will keep the priority it inherits from the config runtime.
+    /// Not running yet.
     Starting,
     /// Running at `SCHED_IDLE` as this thread id.
     Idle(libc::pid_t),
@@ -130,10 +130,14 @@ fn spawn_idle(job: impl FnOnce() + Send + 'static) -> Option<IdleStage> {
         .name("louailink-idle".into())
         .spawn(move || {
             let _slot = slot;
-            set_stage(&own, |s| {
-                if *s == Stage::Starting && set_scheduling(0, libc::SCHED_IDLE, 0) {
+            set_stage(&own, |s| match *s {
+                Stage::Starting if set_scheduling(0, libc::SCHED_IDLE, 0) => {
                     *s = Stage::Idle(this_thread());
                 }
+                Stage::Promoted => {
+                    set_scheduling(0, libc::SCHED_BATCH, NICE);
+                }
+                _ => {}
             });
             job();
             set_stage(&own, |s| *s = Stage::Done);

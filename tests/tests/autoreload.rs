@@ -111,7 +111,11 @@ async fn an_invalid_edit_keeps_the_old_config_until_a_fixed_edit_applies() {
         .map(|i| i + 1)
         .expect("the edited line");
     let at = format!("{}:{line}: locations.loc", lk.config_path().display());
-    assert!(lk.log().contains(&at), "no {at:?} in the log:\n{}", lk.log());
+    assert!(
+        lk.log().contains(&at),
+        "no {at:?} in the log:\n{}",
+        lk.log()
+    );
     assert_eq!(c.get("a.test", "/").await.backend(), "one");
 
     lk.write_config(&config(port, &b, "upstream = \"two\"", ""));
