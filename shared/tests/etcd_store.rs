@@ -182,6 +182,8 @@ async fn a_hung_etcd_fails_reads_and_writes_each_within_its_own_bound() {
         .await
         .expect("connect")
         .with_write_timeout(Duration::from_secs(1));
+    // Connected before etcd hangs, so what follows is a request without an answer.
+    answers_within(&short, "before SIGSTOP").await;
     let pid = etcd.pid().expect("etcd runs");
     signal(libc::SIGSTOP, pid);
     let read = short.current_revision().await;
@@ -201,14 +203,19 @@ async fn a_hung_etcd_fails_reads_and_writes_each_within_its_own_bound() {
         write.to_string().contains("may still be applied"),
         "{write}"
     );
-    // Resumed, etcd answers again (its first answers may take longer than 300 ms).
+    answers_within(&short, "after SIGCONT").await;
+}
+
+/// Waits until `store` gets an answer within its (short) timeout; a busy machine may need
+/// a few tries.
+async fn answers_within(store: &EtcdStore, when: &str) {
     for _ in 0..100 {
-        if s.current_revision().await.is_ok() {
+        if store.current_revision().await.is_ok() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("etcd did not answer after SIGCONT");
+    panic!("etcd did not answer {when}");
 }
 
 /// Sends `signal` to the etcd started by this test (by its PID).
