@@ -71,7 +71,8 @@ async fn main() -> anyhow::Result<()> {
             "load_reusing differs from load"
         );
         let t = Instant::now();
-        let _ = louailink_shared::validate(&reused.config, &Default::default());
+        let _ =
+            louailink_shared::validate_since(&reused.config, &Default::default(), Some(running));
         let t_validate = t.elapsed();
         let parsed = reused.parsed;
         index = reused.index;
@@ -94,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
         let t_drop = t.elapsed();
         println!(
             "round {round}: load (parse + validate) {t_load:.1?}, build {t_build:.1?}, drop old {t_drop:.1?}; \
-             load reusing segments {t_reuse:.1?} ({parsed} parsed; validate {t_validate:.1?}); \
+             load reusing segments {t_reuse:.1?} ({parsed} parsed; its validation alone {t_validate:.1?}); \
              text {}, loaded {}, of which config {}; live after the swap {}",
             mib(text.len()),
             mib(after_load - base),
