@@ -18,6 +18,7 @@ use crate::sources::SourceMap;
 use crate::validate::validate_since;
 use ahash::{HashMap, HashSet, RandomState};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// An item's kind (`"basic"` or one of [`KINDS`]) and name (`""` for `basic`).
 type ItemKey = (&'static str, Box<str>);
@@ -27,7 +28,7 @@ type ItemKey = (&'static str, Box<str>);
 /// collide).
 #[derive(Debug, Default)]
 pub struct SegmentIndex {
-    segments: HashMap<u64, Box<[ItemKey]>>,
+    segments: HashMap<u64, Arc<[ItemKey]>>,
     hasher: RandomState,
 }
 
@@ -85,7 +86,8 @@ fn fast_path(path: &Path, index: &SegmentIndex, base: &Config) -> Option<Reloade
         hasher: index.hasher.clone(),
     };
     let mut config = Config::default();
-    let mut seen: HashSet<ItemKey> = HashSet::default();
+    // Items written, to find one written in two segments (the second would replace the first).
+    let (mut written, mut basics) = (0, 0);
     let mut parsed = 0;
     for file in &files {
         let format = Format::from_path(file)?;
@@ -97,7 +99,7 @@ fn fast_path(path: &Path, index: &SegmentIndex, base: &Config) -> Option<Reloade
                     for (kind, name) in items.iter() {
                         Item::cloned_from(base, kind, name)?.insert_into(&mut config, name);
                     }
-                    items.clone()
+                    Arc::clone(items)
                 }
                 None => {
                     parsed += 1;
@@ -110,13 +112,19 @@ fn fast_path(path: &Path, index: &SegmentIndex, base: &Config) -> Option<Reloade
                     items
                 }
             };
-            for item in items.iter() {
-                if !seen.insert(item.clone()) {
-                    return None;
-                }
-            }
+            written += items.len();
+            basics += items.iter().filter(|(kind, _)| *kind == "basic").count();
             next.segments.insert(key, items);
         }
+    }
+    let c = &config;
+    let named = c.servers.len()
+        + c.locations.len()
+        + c.upstreams.len()
+        + c.plugins.len()
+        + c.certificates.len();
+    if basics > 1 || written != named + basics {
+        return None;
     }
     validate_since(&config, &SourceMap::default(), Some(base)).ok()?;
     Some(Reloaded {
@@ -139,7 +147,7 @@ fn config_files(path: &Path) -> Option<Vec<PathBuf>> {
 }
 
 /// The items a segment defined, with their kinds as the static names of [`KINDS`].
-fn items_of(sources: &SourceMap) -> Option<Box<[ItemKey]>> {
+fn items_of(sources: &SourceMap) -> Option<Arc<[ItemKey]>> {
     sources
         .items()
         .map(|(kind, name)| {
@@ -327,6 +335,10 @@ locations = ["a", "b", "c"]
         let second = same_as_load(dir.path(), &first.index, &first.config).unwrap();
         assert_eq!(second.parsed, 1);
         assert_eq!(second.config.locations["y"].path.as_deref(), Some("/y2"));
+        // The same item in another file: the ordinary load's "defined twice", with both files.
+        let again = r#"{"locations": {"y": {"upstream": "u", "path": "/y3"}}}"#;
+        fs::write(dir.path().join("c.json"), again).unwrap();
+        assert!(same_as_load(dir.path(), &second.index, &second.config).is_none());
     }
 
     #[test]

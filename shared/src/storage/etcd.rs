@@ -351,19 +351,7 @@ impl EtcdStore {
         key: &str,
         fut: impl Future<Output = Result<T, etcd_client::Error>>,
     ) -> Result<T, EtcdError> {
-        match tokio::time::timeout(self.timeout, fut).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(error)) => Err(EtcdError::Request {
-                op,
-                key: key.to_string(),
-                error,
-            }),
-            Err(_) => Err(EtcdError::Timeout {
-                op,
-                key: key.to_string(),
-                timeout: self.timeout,
-            }),
-        }
+        self.bounded(false, op, key, fut).await
     }
 
     /// Runs one write within the write timeout.
@@ -373,17 +361,38 @@ impl EtcdStore {
         key: &str,
         fut: impl Future<Output = Result<T, etcd_client::Error>>,
     ) -> Result<T, EtcdError> {
-        match tokio::time::timeout(self.write_timeout, fut).await {
+        self.bounded(true, op, key, fut).await
+    }
+
+    async fn bounded<T>(
+        &self,
+        write: bool,
+        op: &'static str,
+        key: &str,
+        fut: impl Future<Output = Result<T, etcd_client::Error>>,
+    ) -> Result<T, EtcdError> {
+        let timeout = if write {
+            self.write_timeout
+        } else {
+            self.timeout
+        };
+        let key = || key.to_string();
+        match tokio::time::timeout(timeout, fut).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(error)) => Err(EtcdError::Request {
                 op,
-                key: key.to_string(),
+                key: key(),
                 error,
             }),
-            Err(_) => Err(EtcdError::WriteTimeout {
+            Err(_) if write => Err(EtcdError::WriteTimeout {
                 op,
-                key: key.to_string(),
-                timeout: self.write_timeout,
+                key: key(),
+                timeout,
+            }),
+            Err(_) => Err(EtcdError::Timeout {
+                op,
+                key: key(),
+                timeout,
             }),
         }
     }
