@@ -83,36 +83,12 @@ fn listen(value: &str, flag: &str) -> anyhow::Result<Option<SocketAddr>> {
 }
 
 fn init_logs(log: Option<&PathBuf>) -> anyhow::Result<()> {
-    use tracing_subscriber::filter::Targets;
-    use tracing_subscriber::prelude::*;
-    // `Targets` rather than `EnvFilter`, whose regex engine features would make every config
-    // regex validated or compiled in this build cost more (see the data plane's main.rs).
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|v| v.parse::<Targets>().ok())
-        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
-    let builder = tracing_subscriber::fmt();
-    match log {
-        Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("--log {}", path.display()))?;
-            builder
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(file))
-                .finish()
-                .with(filter)
-                .init();
-        }
-        None => builder
-            .with_writer(std::io::stderr)
-            .finish()
-            .with(filter)
-            .init(),
-    }
-    Ok(())
+    louailink_shared::logging::init(log.map(PathBuf::as_path), None, true).with_context(|| {
+        format!(
+            "--log {}",
+            log.map(|p| p.display().to_string()).unwrap_or_default()
+        )
+    })
 }
 
 async fn shutdown_signal() {

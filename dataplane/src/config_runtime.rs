@@ -33,16 +33,16 @@ fn this_thread() -> libc::pid_t {
 }
 
 /// Sets the scheduling policy of thread `tid` of this process (0: the calling thread), and for
-/// `SCHED_BATCH` first its nice value. Returns false (and logs why) when that is refused.
-fn set_scheduling(tid: libc::pid_t, policy: libc::c_int, nice: i32) -> bool {
+/// `SCHED_BATCH` first the nice value [`NICE`]. Returns false (and logs why) when refused.
+fn set_scheduling(tid: libc::pid_t, policy: libc::c_int) -> bool {
     let attr = libc::sched_param { sched_priority: 0 };
     let id = if tid == 0 { this_thread() } else { tid };
-    // SAFETY: setpriority(PRIO_PROCESS, a thread id of ours, nice) and sched_setscheduler(that
+    // SAFETY: setpriority(PRIO_PROCESS, a thread id of ours, NICE) and sched_setscheduler(that
     // thread, policy, a valid param that outlives the call) change only that thread's
     // scheduling.
     let failed = unsafe {
         (policy != libc::SCHED_IDLE
-            && libc::setpriority(libc::PRIO_PROCESS, id as libc::id_t, nice) != 0)
+            && libc::setpriority(libc::PRIO_PROCESS, id as libc::id_t, NICE) != 0)
             || libc::sched_setscheduler(id, policy, &attr) != 0
     };
     if failed {
@@ -59,7 +59,7 @@ fn runtime() -> Option<&'static Runtime> {
                 .worker_threads(1)
                 .thread_name("louailink-config")
                 .on_thread_start(|| {
-                    set_scheduling(0, libc::SCHED_BATCH, NICE);
+                    set_scheduling(0, libc::SCHED_BATCH);
                 })
                 .enable_all()
                 .build()
@@ -131,11 +131,11 @@ fn spawn_idle(job: impl FnOnce() + Send + 'static) -> Option<IdleStage> {
         .spawn(move || {
             let _slot = slot;
             set_stage(&own, |s| match *s {
-                Stage::Starting if set_scheduling(0, libc::SCHED_IDLE, 0) => {
+                Stage::Starting if set_scheduling(0, libc::SCHED_IDLE) => {
                     *s = Stage::Idle(this_thread());
                 }
                 Stage::Promoted => {
-                    set_scheduling(0, libc::SCHED_BATCH, NICE);
+                    set_scheduling(0, libc::SCHED_BATCH);
                 }
                 _ => {}
             });
@@ -154,7 +154,7 @@ fn promote(stage: &IdleStage) -> bool {
     set_stage(stage, |s| {
         promoted = match *s {
             Stage::Starting => true,
-            Stage::Idle(tid) => set_scheduling(tid, libc::SCHED_BATCH, NICE),
+            Stage::Idle(tid) => set_scheduling(tid, libc::SCHED_BATCH),
             Stage::Promoted | Stage::Done => true,
         };
         if promoted && *s != Stage::Done {
@@ -250,7 +250,7 @@ mod tests {
     /// Whether this process may move a thread from `SCHED_IDLE` back up (`CAP_SYS_NICE`).
     fn may_leave_idle() -> bool {
         std::thread::spawn(|| {
-            set_scheduling(0, libc::SCHED_IDLE, 0) && set_scheduling(0, libc::SCHED_BATCH, NICE)
+            set_scheduling(0, libc::SCHED_IDLE) && set_scheduling(0, libc::SCHED_BATCH)
         })
         .join()
         .unwrap_or(false)

@@ -65,38 +65,8 @@ fn home_dir() -> PathBuf {
 }
 
 fn init_logging(log: Option<&str>, level: Option<&str>) -> anyhow::Result<()> {
-    use tracing_subscriber::filter::Targets;
-    use tracing_subscriber::prelude::*;
-    // `Targets` ("info", "louailink=debug,pingora=warn") rather than `EnvFilter`: the latter
-    // links regex-automata's full-DFA builder, which every regex of the config then pays for
-    // in build time and memory.
-    let filter = [std::env::var("RUST_LOG").ok().as_deref(), level]
-        .into_iter()
-        .flatten()
-        .find_map(|v| v.parse::<Targets>().ok())
-        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
-    let builder = tracing_subscriber::fmt().with_target(false);
-    match log {
-        Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("cannot open the log file {path}"))?;
-            builder
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(file))
-                .finish()
-                .with(filter)
-                .init();
-        }
-        None => builder
-            .with_writer(std::io::stderr)
-            .finish()
-            .with(filter)
-            .init(),
-    }
-    Ok(())
+    louailink_shared::logging::init(log.map(Path::new), level, false)
+        .with_context(|| format!("cannot open the log file {}", log.unwrap_or_default()))
 }
 
 fn main() {
@@ -204,7 +174,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         }
     };
-    let config = start.config;
+    // One copy of the config, shared with the first snapshot.
+    let config = Arc::new(start.config);
     if cli.test {
         println!("config ok: {source}");
         println!("{}", louailink_shared::validate::summary(&config));
@@ -219,17 +190,14 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let snapshot = match runtime.block_on(snapshot::Snapshot::build(
-        Arc::new(config.clone()),
-        None,
-        &sink,
-    )) {
-        Ok(s) => s,
-        Err(errors) => {
-            print_errors(&source.to_string(), &errors);
-            return Ok(1);
-        }
-    };
+    let snapshot =
+        match runtime.block_on(snapshot::Snapshot::build(Arc::clone(&config), None, &sink)) {
+            Ok(s) => s,
+            Err(errors) => {
+                print_errors(&source.to_string(), &errors);
+                return Ok(1);
+            }
+        };
     drop(runtime);
     louailink::config_runtime::release_memory();
 

@@ -8,6 +8,7 @@ pub mod incremental;
 pub mod items;
 pub mod keys;
 pub mod loader;
+pub mod logging;
 pub mod model;
 pub mod notify;
 pub mod patterns;
