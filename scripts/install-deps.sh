@@ -44,7 +44,7 @@ if [[ "${1:-}" == "--schemathesis" ]]; then
   exit 0
 fi
 
-packages=(cmake protobuf-compiler curl)
+packages=(cmake protobuf-compiler libprotobuf-dev curl)
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(nginx wrk nghttp2-client etcd-server etcd-client)
 fi
