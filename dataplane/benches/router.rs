@@ -2,8 +2,8 @@
 //! exact paths and some regexes). Target: 10,000 ≤ 2 × 10, and p99 ≤ 2 µs per match.
 
 use criterion::{black_box, criterion_group, BenchmarkId, Criterion};
-use louailink::location::Location;
-use louailink::router::Router;
+use louailink::runtime::location::Location;
+use louailink::runtime::router::Router;
 use louailink_shared::LocationConf;
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -6,8 +6,8 @@
 //! `cargo run --release --example reload_cost -p louailink -- a.toml b.toml` alternates the
 //! files for 4 rounds (generate big ones with `tests/bench/fleet_bench.py config 10000 ...`).
 
-use louailink::access_log::Sink;
-use louailink::snapshot::Snapshot;
+use louailink::request::access_log::Sink;
+use louailink::runtime::snapshot::Snapshot;
 use louailink_shared::incremental::{load_reusing, SegmentIndex};
 use louailink_shared::Config;
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -1,7 +1,9 @@
 //! `louailink`: the LouAILink data plane's command line.
 
-use louailink::node::NodeView;
-use louailink::{access_log, fleet, server, snapshot};
+use louailink::lifecycle::node::NodeView;
+use louailink::lifecycle::{fleet, server};
+use louailink::request::access_log;
+use louailink::runtime::snapshot;
 use louailink_shared::storage::{ConfigSource, EtcdSpec, StateFile};
 use louailink_shared::Config;
 use std::path::Path;
@@ -199,7 +201,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         };
     drop(runtime);
-    louailink::config_runtime::release_memory();
+    louailink::lifecycle::config_runtime::release_memory();
 
     let default_dir = home_dir().join(".louailink");
     let basic = &config.basic;

@@ -3,7 +3,8 @@
 
 use crate::events::Notifier;
 use async_trait::async_trait;
-use louailink_shared::patterns::{self, Algo, BackendAddr, HashKey};
+use louailink_shared::patterns::{self, Algo, BackendAddr};
+use louailink_shared::vars::Var;
 use louailink_shared::{Alpn, Discovery, UpstreamConf};
 use pingora::lb::discovery::ServiceDiscovery;
 use pingora::lb::health_check::{HttpHealthCheck, TcpHealthCheck};
@@ -59,7 +60,7 @@ fn backend(addr: SocketAddr, weight: usize) -> Backend {
 enum Selector {
     RoundRobin(LoadBalancer<RoundRobin>),
     Random(LoadBalancer<Random>),
-    Hash(LoadBalancer<KetamaHashing>, HashKey),
+    Hash(LoadBalancer<KetamaHashing>, Var),
     LeastConn(LoadBalancer<RoundRobin>),
 }
 
@@ -282,7 +283,7 @@ impl Upstream {
     }
 
     /// The hash key this upstream's algorithm uses, if it hashes.
-    pub fn hash_key(&self) -> Option<&HashKey> {
+    pub fn hash_key(&self) -> Option<&Var> {
         match &self.selector {
             Selector::Hash(_, k) => Some(k),
             _ => None,

@@ -1,138 +1,12 @@
 //! Access-log specs: a preset (`tiny`, `short`, `common`, `combined`) or a template of text and
 //! `{tags}`, parsed once into parts. The data plane formats the parts; a missing value prints `-`.
 //!
-//! Template syntax: `{name}` is a tag, `{>Header}` a request header, `{<Header}` a response
-//! header, `{~name}` a cookie, `{$NAME}` an environment variable; `{{` and `}}` are literal braces.
+//! Template syntax: `{name}` is a variable of [`crate::vars::NAMES`], `{>Header}` a request
+//! header, `{<Header}` a response header, `{~name}` a cookie, `{$NAME}` an environment variable
+//! (read when parsed; `-` when unset); `{{` and `}}` are literal braces.
 
 use crate::keys::suggest;
-
-/// A value the data plane fills in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum LogTag {
-    /// Request host (without port).
-    Host,
-    /// Request method.
-    Method,
-    /// Path as received.
-    Path,
-    /// Path sent upstream (after rewrite).
-    UpstreamPath,
-    /// Query string.
-    Query,
-    /// Path and query as received.
-    Uri,
-    /// `HTTP/1.1`, `HTTP/2`.
-    Proto,
-    /// `http` or `https`.
-    Scheme,
-    /// Response status.
-    Status,
-    /// Response body bytes.
-    Size,
-    /// Response body size, human readable.
-    SizeHuman,
-    /// Request body bytes.
-    PayloadSize,
-    /// Latency in ms.
-    Latency,
-    /// Latency, human readable.
-    LatencyHuman,
-    /// TCP peer address.
-    Remote,
-    /// Client IP (honours `trusted_proxies`).
-    ClientIp,
-    /// `Referer` header.
-    Referer,
-    /// `User-Agent` header.
-    UserAgent,
-    /// Request id.
-    RequestId,
-    /// Local time of the request.
-    When,
-    /// UTC time, ISO 8601.
-    WhenUtcIso,
-    /// Unix time (seconds).
-    WhenUnix,
-    /// Matched location name.
-    Location,
-    /// Chosen upstream name.
-    Upstream,
-    /// Backend address used.
-    UpstreamAddr,
-    /// Status the upstream answered.
-    UpstreamStatus,
-    /// Upstream connect time (ms).
-    UpstreamConnectTime,
-    /// Upstream response time (ms).
-    UpstreamResponseTime,
-    /// Whether the upstream connection was reused.
-    ConnectionReused,
-    /// Client TLS version.
-    TlsVersion,
-}
-
-/// Every tag with its template name.
-pub const TAGS: &[(&str, LogTag)] = &[
-    ("host", LogTag::Host),
-    ("method", LogTag::Method),
-    ("path", LogTag::Path),
-    ("upstream_path", LogTag::UpstreamPath),
-    ("query", LogTag::Query),
-    ("uri", LogTag::Uri),
-    ("proto", LogTag::Proto),
-    ("scheme", LogTag::Scheme),
-    ("status", LogTag::Status),
-    ("size", LogTag::Size),
-    ("size_human", LogTag::SizeHuman),
-    ("payload_size", LogTag::PayloadSize),
-    ("latency", LogTag::Latency),
-    ("latency_human", LogTag::LatencyHuman),
-    ("remote", LogTag::Remote),
-    ("client_ip", LogTag::ClientIp),
-    ("referer", LogTag::Referer),
-    ("user_agent", LogTag::UserAgent),
-    ("request_id", LogTag::RequestId),
-    ("when", LogTag::When),
-    ("when_utc_iso", LogTag::WhenUtcIso),
-    ("when_unix", LogTag::WhenUnix),
-    ("location", LogTag::Location),
-    ("upstream", LogTag::Upstream),
-    ("upstream_addr", LogTag::UpstreamAddr),
-    ("upstream_status", LogTag::UpstreamStatus),
-    ("upstream_connect_time", LogTag::UpstreamConnectTime),
-    ("upstream_response_time", LogTag::UpstreamResponseTime),
-    ("connection_reused", LogTag::ConnectionReused),
-    ("tls_version", LogTag::TlsVersion),
-];
-
-impl LogTag {
-    /// The tag for a template name.
-    pub fn from_name(name: &str) -> Option<LogTag> {
-        TAGS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
-    }
-
-    /// The template name of the tag.
-    pub fn name(self) -> &'static str {
-        TAGS.iter().find(|(_, t)| *t == self).map_or("", |(n, _)| n)
-    }
-}
-
-/// One piece of a parsed access-log template.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LogPart {
-    /// Literal text.
-    Text(String),
-    /// A built-in value.
-    Tag(LogTag),
-    /// `{>Name}`: a request header.
-    RequestHeader(String),
-    /// `{<Name}`: a response header.
-    ResponseHeader(String),
-    /// `{~name}`: a request cookie.
-    Cookie(String),
-    /// `{$NAME}`: an environment variable.
-    Env(String),
-}
+use crate::vars::{header_name, Part, Parts, Var};
 
 /// Presets and the templates they stand for. `combined` and `common` are nginx's formats
 /// (the remote user is always `-`); `{when}` should print nginx's `[10/Oct/2000:13:55:36 -0700]`.
@@ -153,7 +27,7 @@ pub const PRESETS: &[(&str, &str)] = &[
 ];
 
 /// Parses an access-log spec (a preset name or a template) into parts.
-pub fn parse_access_log(spec: &str) -> Result<Vec<LogPart>, String> {
+pub fn parse_access_log(spec: &str) -> Result<Vec<Part>, String> {
     let trimmed = spec.trim();
     if let Some((_, template)) = PRESETS.iter().find(|(name, _)| *name == trimmed) {
         return parse_template(template);
@@ -168,7 +42,7 @@ pub fn parse_access_log(spec: &str) -> Result<Vec<LogPart>, String> {
     let word = trimmed
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if word && parts.iter().all(|p| matches!(p, LogPart::Text(_))) {
+    if word && parts.iter().all(|p| matches!(p, Part::Text(_))) {
         let presets: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
         return Err(match suggest(trimmed, presets.iter().copied()) {
             Some(s) => format!("unknown access_log preset {trimmed:?} (did you mean {s:?}?)"),
@@ -181,17 +55,16 @@ pub fn parse_access_log(spec: &str) -> Result<Vec<LogPart>, String> {
     Ok(parts)
 }
 
-fn parse_template(template: &str) -> Result<Vec<LogPart>, String> {
-    let mut parts = Vec::new();
-    let mut text = String::new();
+fn parse_template(template: &str) -> Result<Vec<Part>, String> {
+    let mut parts = Parts::default();
     let mut rest = template;
     while let Some(i) = rest.find(['{', '}']) {
-        text.push_str(&rest[..i]);
+        parts.text(&rest[..i]);
         let brace = &rest[i..i + 1];
         let after = &rest[i + 1..];
         if after.starts_with(brace) {
             // `{{` or `}}`: a literal brace.
-            text.push_str(brace);
+            parts.text(brace);
             rest = &after[1..];
             continue;
         }
@@ -203,46 +76,50 @@ fn parse_template(template: &str) -> Result<Vec<LogPart>, String> {
         let end = after
             .find('}')
             .ok_or_else(|| format!("unclosed '{{' in access_log {template:?}"))?;
-        let tag = parse_tag(&after[..end])?;
-        if !text.is_empty() {
-            parts.push(LogPart::Text(std::mem::take(&mut text)));
+        match parse_tag(&after[..end])? {
+            Part::Text(t) => parts.text(&t),
+            Part::Var(v) => parts.var(v),
         }
-        parts.push(tag);
         rest = &after[end + 1..];
     }
-    text.push_str(rest);
-    if !text.is_empty() {
-        parts.push(LogPart::Text(text));
-    }
-    Ok(parts)
+    parts.text(rest);
+    Ok(parts.done())
 }
 
-fn parse_tag(tag: &str) -> Result<LogPart, String> {
-    let named = |name: &str, what: &str, make: fn(String) -> LogPart| -> Result<LogPart, String> {
+fn parse_tag(tag: &str) -> Result<Part, String> {
+    let named = |what: &str| {
+        format!(
+            "invalid {what} name {:?} in access_log tag {{{tag}}}",
+            &tag[1..]
+        )
+    };
+    let header = |what: &str| header_name(&tag[1..]).ok_or_else(|| named(what));
+    let plain = |what: &str| {
+        let name = &tag[1..];
         let ok = !name.is_empty()
             && name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
         if ok {
-            Ok(make(name.to_string()))
+            Ok(name.to_string())
         } else {
-            Err(format!(
-                "invalid {what} name {name:?} in access_log tag {{{tag}}}"
-            ))
+            Err(named(what))
         }
     };
-    match tag.chars().next() {
-        Some('>') => named(&tag[1..], "request header", LogPart::RequestHeader),
-        Some('<') => named(&tag[1..], "response header", LogPart::ResponseHeader),
-        Some('~') => named(&tag[1..], "cookie", LogPart::Cookie),
-        Some('$') => named(&tag[1..], "environment variable", LogPart::Env),
-        _ => LogTag::from_name(tag).map(LogPart::Tag).ok_or_else(|| {
-            let hint = suggest(tag, TAGS.iter().map(|(n, _)| *n))
-                .map(|s| format!(" (did you mean {{{s}}}?)"))
-                .unwrap_or_default();
-            format!("unknown access_log tag {{{tag}}}{hint}")
-        }),
-    }
+    Ok(match tag.chars().next() {
+        Some('>') => Part::Var(Var::RequestHeader(header("request header")?)),
+        Some('<') => Part::Var(Var::ResponseHeader(header("response header")?)),
+        Some('~') => Part::Var(Var::Cookie(plain("cookie")?)),
+        Some('$') => {
+            Part::Text(std::env::var(plain("environment variable")?).unwrap_or_else(|_| "-".into()))
+        }
+        _ => Part::Var(Var::from_name(tag).ok_or_else(|| {
+            format!(
+                "unknown access_log tag {{{tag}}}{}",
+                Var::hint(tag, |s| format!("{{{s}}}"))
+            )
+        })?),
+    })
 }
 
 #[cfg(test)]
@@ -253,49 +130,48 @@ mod tests {
     fn presets_expand() {
         for (name, _) in PRESETS {
             let parts = parse_access_log(name).unwrap();
-            assert!(parts.contains(&LogPart::Tag(LogTag::Status)), "{name}");
+            assert!(parts.contains(&Part::Var(Var::Status)), "{name}");
         }
         let combined = parse_access_log(" combined ").unwrap();
-        assert_eq!(combined[0], LogPart::Tag(LogTag::ClientIp));
-        assert_eq!(combined.last(), Some(&LogPart::Text("\"".into())));
-        assert!(combined.contains(&LogPart::Tag(LogTag::UserAgent)));
+        assert_eq!(combined[0], Part::Var(Var::ClientIp));
+        assert_eq!(combined.last(), Some(&Part::Text("\"".into())));
+        assert!(combined.contains(&Part::Var(Var::UserAgent)));
     }
 
     #[test]
     fn templates() {
-        let parts =
-            parse_access_log("{host} \"{>X-Req}\" {<Content-Type} {~sid} {$HOME} {{x}}").unwrap();
+        std::env::set_var("LOUAILINK_LOG_TEST", "envval");
+        let parts = parse_access_log(
+            "{host} \"{>X-Req}\" {<Content-Type} {~sid} {$LOUAILINK_LOG_TEST} {{x}}",
+        )
+        .unwrap();
         assert_eq!(
             parts,
             vec![
-                LogPart::Tag(LogTag::Host),
-                LogPart::Text(" \"".into()),
-                LogPart::RequestHeader("X-Req".into()),
-                LogPart::Text("\" ".into()),
-                LogPart::ResponseHeader("Content-Type".into()),
-                LogPart::Text(" ".into()),
-                LogPart::Cookie("sid".into()),
-                LogPart::Text(" ".into()),
-                LogPart::Env("HOME".into()),
-                LogPart::Text(" {x}".into()),
+                Part::Var(Var::Host),
+                Part::Text(" \"".into()),
+                Part::Var(Var::RequestHeader("x-req".into())),
+                Part::Text("\" ".into()),
+                Part::Var(Var::ResponseHeader("content-type".into())),
+                Part::Text(" ".into()),
+                Part::Var(Var::Cookie("sid".into())),
+                Part::Text(" envval {x}".into()),
             ]
         );
         assert_eq!(
             parse_access_log("plain text").unwrap(),
-            vec![LogPart::Text("plain text".into())]
+            vec![Part::Text("plain text".into())]
         );
     }
 
     #[test]
-    fn every_tag_round_trips() {
-        for (name, tag) in TAGS {
+    fn every_variable_is_a_tag() {
+        for (name, var) in crate::vars::NAMES {
             assert_eq!(
                 parse_access_log(&format!("{{{name}}}")).unwrap(),
-                vec![LogPart::Tag(*tag)]
+                vec![Part::Var(var.clone())]
             );
-            assert_eq!(tag.name(), *name);
         }
-        assert_eq!(TAGS.len(), 30);
     }
 
     #[test]

@@ -17,13 +17,14 @@ pub mod sources;
 pub mod storage;
 pub mod validate;
 pub mod values;
+pub mod vars;
 
-pub use access_log::{parse_access_log, LogPart, LogTag};
+pub use access_log::parse_access_log;
 pub use certs::{load_certificate, LoadedCert};
 pub use error::{ConfigError, ConfigErrors};
 pub use formats::Format;
 pub use loader::{check_name, decode_item, load, parse_text, Item, Loaded};
 pub use model::*;
-pub use plugins::{plugin_options, MockOptions, PingOptions, PluginOptions};
+pub use plugins::{check_plugin, MockOptions, PingOptions};
 pub use sources::SourceMap;
 pub use validate::{summary, validate, validate_since};

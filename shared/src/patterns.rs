@@ -3,6 +3,7 @@
 //! the data plane both parse through here, so they never disagree.
 
 use crate::values::parse_duration;
+use crate::vars::Var;
 use std::time::Duration;
 
 /// Checks a regex's syntax the way `regex::Regex::new` parses it, without compiling it:
@@ -217,23 +218,6 @@ pub fn parse_backend(value: &str) -> Result<BackendAddr, String> {
     })
 }
 
-/// What a consistent hash is keyed on.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HashKey {
-    /// Client IP (honours `trusted_proxies`).
-    Ip,
-    /// A request header.
-    Header(String),
-    /// A cookie.
-    Cookie(String),
-    /// A query parameter.
-    Query(String),
-    /// The path.
-    Path,
-    /// Path and query.
-    Url,
-}
-
 /// Backend selection algorithm.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Algo {
@@ -244,7 +228,7 @@ pub enum Algo {
     /// Fewest in-flight requests.
     LeastConn,
     /// Consistent hashing.
-    Hash(HashKey),
+    Hash(Var),
 }
 
 /// Parses `algo`.
@@ -263,16 +247,19 @@ pub fn parse_algo(value: Option<&str>) -> Result<Algo, String> {
         "" | "round_robin" | "rr" => Algo::RoundRobin,
         "random" => Algo::Random,
         "least_conn" => Algo::LeastConn,
-        "hash:ip" => Algo::Hash(HashKey::Ip),
-        "hash:path" => Algo::Hash(HashKey::Path),
-        "hash:url" => Algo::Hash(HashKey::Url),
+        "hash:ip" => Algo::Hash(Var::ClientIp),
+        "hash:path" => Algo::Hash(Var::Path),
+        "hash:url" => Algo::Hash(Var::Uri),
         _ => {
             if let Some(h) = v.strip_prefix("hash:header:") {
-                Algo::Hash(HashKey::Header(named(h, "header")?))
+                let name = named(h, "header")?;
+                let header = crate::vars::header_name(&name)
+                    .ok_or_else(|| format!("algo {v:?}: invalid header name {name:?}"))?;
+                Algo::Hash(Var::RequestHeader(header))
             } else if let Some(c) = v.strip_prefix("hash:cookie:") {
-                Algo::Hash(HashKey::Cookie(named(c, "cookie")?))
+                Algo::Hash(Var::Cookie(named(c, "cookie")?))
             } else if let Some(q) = v.strip_prefix("hash:query:") {
-                Algo::Hash(HashKey::Query(named(q, "query")?))
+                Algo::Hash(Var::QueryParam(named(q, "query")?))
             } else {
                 return Err(format!(
                     "unknown algo {v:?}; expected one of {}",
@@ -404,7 +391,7 @@ mod tests {
     fn algos_and_checks() {
         assert_eq!(
             parse_algo(Some("hash:header:X-User")).unwrap(),
-            Algo::Hash(HashKey::Header("X-User".into()))
+            Algo::Hash(Var::RequestHeader("x-user".into()))
         );
         assert!(parse_algo(Some("hash:header:")).is_err());
         assert!(parse_algo(Some("fastest")).is_err());

@@ -12,7 +12,7 @@ use crate::patterns::{
     capture_names, parse_algo, parse_backend, parse_health_check, parse_hosts, parse_path,
     parse_rewrite, HostPattern, PathPattern,
 };
-use crate::plugins::plugin_options;
+use crate::plugins::check_plugin;
 use crate::sources::SourceMap;
 use crate::values::{split_header_line, Dur};
 use std::collections::HashMap;
@@ -303,7 +303,9 @@ impl Check<'_> {
             ];
             for (key, list) in header_lists.into_iter().filter(|_| !known) {
                 for line in &list.0 {
-                    if let Err(e) = split_header_line(line) {
+                    let checked = split_header_line(line)
+                        .and_then(|(_, value)| crate::vars::parse_template(value));
+                    if let Err(e) = checked {
                         self.err("locations", name, key, e);
                     }
                 }
@@ -367,7 +369,7 @@ impl Check<'_> {
 
     fn plugins(&mut self) {
         for (name, p) in &self.config.plugins {
-            if let Err(problems) = plugin_options(p) {
+            if let Err(problems) = check_plugin(p) {
                 for (key, message) in problems {
                     self.err("plugins", name, key.as_deref().unwrap_or(""), message);
                 }

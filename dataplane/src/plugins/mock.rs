@@ -1,8 +1,9 @@
 //! `mock`: answers a fixed response (status, headers, body), optionally after a delay.
 
-use super::{Flow, Plugin, Reply};
-use crate::ctx::RequestCtx;
-use crate::vars::{compile_headers, HeaderRule};
+use super::{Build, BuildCtx, Flow, Phases, Plugin};
+use crate::request::ctx::RequestCtx;
+use crate::request::reply::Reply;
+use crate::request::vars::{compile_headers, HeaderRule};
 use async_trait::async_trait;
 use bytes::Bytes;
 use louailink_shared::plugins::MockOptions;
@@ -18,9 +19,10 @@ pub struct Mock {
     delay: Option<Duration>,
 }
 
-impl Mock {
-    /// From validated options.
-    pub fn new(options: MockOptions) -> Result<Self, String> {
+impl Build for Mock {
+    type Options = MockOptions;
+
+    fn build(options: MockOptions, _ctx: &BuildCtx) -> Result<Self, String> {
         Ok(Mock {
             path: options.path,
             status: options.status,
@@ -35,6 +37,10 @@ impl Mock {
 impl Plugin for Mock {
     fn category(&self) -> &'static str {
         "mock"
+    }
+
+    fn phases(&self) -> Phases {
+        Phases::REQUEST
     }
 
     async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<Flow> {

@@ -1,38 +1,66 @@
-//! The plugin model: a plugin acts in one or more phases of a request (plugins.md).
+//! The plugin API (plugins.md): a plugin acts in the phases it declares, and the proxy calls
+//! each phase's list of a location's [`Chain`], built when the snapshot is compiled.
 //!
-//! The proxy calls each phase of a location's plugins in order; a plugin that answers in
-//! `request` or `proxy_upstream` ends the chain with a [`Reply`], which still passes through
-//! the `response` phase and the location's `response_headers`. A new plugin is one file here
-//! and one arm in [`build`].
+//! Adding a plugin: its options and checks in `shared/src/plugins/<name>.rs`, its behaviour
+//! in `<name>.rs` here (a type implementing [`Plugin`] and [`Build`]), then `mod <name>;` and
+//! one `builder::<T>()` line in [`REGISTRY`]. Nothing in the proxy changes.
 
+pub mod builtin;
+mod chain;
 mod mock;
 mod ping;
 
-use crate::ctx::RequestCtx;
+pub use chain::Chain;
+
+use crate::request::ctx::RequestCtx;
+use crate::request::reply::Reply;
+use crate::upstream::Upstream;
 use async_trait::async_trait;
 use bytes::Bytes;
-use louailink_shared::plugins::PluginOptions;
+use louailink_shared::plugins::{decode, PluginSpec};
 use louailink_shared::PluginConf;
-use pingora_http::ResponseHeader;
+use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
-use std::sync::Arc;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-/// A response produced by a plugin instead of the upstream.
-#[derive(Clone)]
-pub struct Reply {
-    /// Status and headers.
-    pub header: ResponseHeader,
-    /// Body.
-    pub body: Bytes,
+/// Every built-in plugin's behaviour, by category (the options side is
+/// `louailink_shared::plugins::REGISTRY`; a test checks both list the same categories).
+const REGISTRY: &[(&str, Builder)] = &[builder::<ping::Ping>(), builder::<mock::Mock>()];
+
+/// The phases a plugin takes part in; it is put only in those phases' lists.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Phases(u8);
+
+impl Phases {
+    /// [`Plugin::request`].
+    pub const REQUEST: Phases = Phases(1);
+    /// [`Plugin::upstream`].
+    pub const UPSTREAM: Phases = Phases(1 << 1);
+    /// [`Plugin::proxy_upstream`].
+    pub const PROXY_UPSTREAM: Phases = Phases(1 << 2);
+    /// [`Plugin::request_body`].
+    pub const REQUEST_BODY: Phases = Phases(1 << 3);
+    /// [`Plugin::upstream_request`].
+    pub const UPSTREAM_REQUEST: Phases = Phases(1 << 4);
+    /// [`Plugin::response`].
+    pub const RESPONSE: Phases = Phases(1 << 5);
+    /// [`Plugin::response_body`].
+    pub const RESPONSE_BODY: Phases = Phases(1 << 6);
+    /// [`Plugin::logging`].
+    pub const LOGGING: Phases = Phases(1 << 7);
+
+    /// True when every phase of `other` is in `self`.
+    pub fn contains(self, other: Phases) -> bool {
+        self.0 & other.0 == other.0
+    }
 }
 
-impl Reply {
-    /// A reply with a status, a content type and a body.
-    pub fn new(status: u16, content_type: &str, body: Bytes) -> pingora::Result<Self> {
-        let mut header = ResponseHeader::build(status, Some(3))?;
-        header.insert_header(http::header::CONTENT_TYPE, content_type)?;
-        header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
-        Ok(Reply { header, body })
+impl std::ops::BitOr for Phases {
+    type Output = Phases;
+    fn bitor(self, rhs: Phases) -> Phases {
+        Phases(self.0 | rhs.0)
     }
 }
 
@@ -42,15 +70,23 @@ pub enum Flow {
     Continue,
     /// Answer the client with this response; no upstream is contacted.
     Reply(Box<Reply>),
+    /// Answer with the proxy's error response for this status (`basic.error_template`,
+    /// JSON or HTML) and this message.
+    Error(u16, Cow<'static, str>),
 }
 
-/// A configured plugin instance. Every phase has a no-op default.
+/// A configured plugin instance. Each phase has a no-op default; [`Plugin::phases`] says
+/// which ones the instance uses, so the others cost nothing per request.
 #[async_trait]
 pub trait Plugin: Send + Sync {
     /// The plugin's category name (`ping`, `mock`, ...).
     fn category(&self) -> &'static str;
 
-    /// After the location matched, before an upstream is chosen.
+    /// The phases this instance acts in.
+    fn phases(&self) -> Phases;
+
+    /// After the location matched, before an upstream is chosen: read or change the request,
+    /// or answer it.
     async fn request(
         &self,
         _session: &mut Session,
@@ -59,7 +95,12 @@ pub trait Plugin: Send + Sync {
         Ok(Flow::Continue)
     }
 
-    /// After the upstream peer is chosen, before connecting.
+    /// Choose the upstream instead of the location's: the first plugin that returns one wins.
+    fn upstream(&self, _session: &Session, _ctx: &mut RequestCtx) -> Option<Arc<Upstream>> {
+        None
+    }
+
+    /// After the backend is chosen, before connecting: answer instead, or go on.
     async fn proxy_upstream(
         &self,
         _session: &mut Session,
@@ -68,7 +109,29 @@ pub trait Plugin: Send + Sync {
         Ok(Flow::Continue)
     }
 
-    /// Response header from the upstream or from a plugin's reply.
+    /// Each request body chunk on its way to the upstream (`None` at the end of an empty
+    /// body); may change or hold back the chunk.
+    fn request_body(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        _ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        Ok(())
+    }
+
+    /// The request header about to go upstream (e.g. an injected key).
+    fn upstream_request(
+        &self,
+        _session: &mut Session,
+        _request: &mut RequestHeader,
+        _ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        Ok(())
+    }
+
+    /// The response header, from the upstream or from a reply made here.
     fn response(
         &self,
         _session: &mut Session,
@@ -78,7 +141,7 @@ pub trait Plugin: Send + Sync {
         Ok(())
     }
 
-    /// Each response body chunk.
+    /// Each response body chunk, as it passes (never hold a stream back without reason).
     fn response_body(
         &self,
         _session: &mut Session,
@@ -88,21 +151,89 @@ pub trait Plugin: Send + Sync {
     ) -> pingora::Result<()> {
         Ok(())
     }
+
+    /// After the response, whatever happened: counters, limits released, tokens counted.
+    fn logging(&self, _session: &mut Session, _ctx: &mut RequestCtx) {}
+}
+
+/// What a plugin may resolve while it is built: other items of the snapshot being built.
+pub struct BuildCtx<'a> {
+    upstreams: &'a HashMap<String, Arc<Upstream>>,
+    used: Mutex<Vec<Arc<Upstream>>>,
+}
+
+impl<'a> BuildCtx<'a> {
+    /// A context over the snapshot's upstreams.
+    pub fn new(upstreams: &'a HashMap<String, Arc<Upstream>>) -> Self {
+        BuildCtx {
+            upstreams,
+            used: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The upstream named `name`; the plugin is rebuilt when that upstream changes.
+    pub fn upstream(&self, name: &str) -> Result<Arc<Upstream>, String> {
+        let up = self
+            .upstreams
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("upstream {name:?} does not exist"))?;
+        if let Ok(mut used) = self.used.lock() {
+            used.push(up.clone());
+        }
+        Ok(up)
+    }
+
+    /// The upstreams the plugins built with this context resolved.
+    pub fn into_used(self) -> Vec<Arc<Upstream>> {
+        self.used.into_inner().unwrap_or_default()
+    }
+}
+
+/// Builds a plugin's behaviour from its typed options.
+pub trait Build: Plugin + Sized + 'static {
+    /// The options type, from `louailink_shared::plugins`.
+    type Options: PluginSpec;
+    /// A plugin instance; errors name what is wrong.
+    fn build(options: Self::Options, ctx: &BuildCtx) -> Result<Self, String>;
+}
+
+type Builder = fn(&PluginConf, &BuildCtx) -> Result<Arc<dyn Plugin>, String>;
+
+const fn builder<P: Build>() -> (&'static str, Builder) {
+    (P::Options::CATEGORY, |conf, ctx| {
+        let options = decode::<P::Options>(&conf.options).map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|(key, msg)| match key {
+                    Some(k) => format!("{k}: {msg}"),
+                    None => msg,
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        Ok(Arc::new(P::build(options, ctx)?))
+    })
 }
 
 /// Builds a plugin instance from its item.
-pub fn build(conf: &PluginConf) -> Result<Arc<dyn Plugin>, String> {
-    let options = louailink_shared::plugins::plugin_options(conf).map_err(|errs| {
-        errs.into_iter()
-            .map(|(key, msg)| match key {
-                Some(k) => format!("{k}: {msg}"),
-                None => msg,
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
-    })?;
-    Ok(match options {
-        PluginOptions::Ping(o) => Arc::new(ping::Ping::new(o)?),
-        PluginOptions::Mock(o) => Arc::new(mock::Mock::new(o)?),
-    })
+pub fn build(conf: &PluginConf, ctx: &BuildCtx) -> Result<Arc<dyn Plugin>, String> {
+    match REGISTRY.iter().find(|(c, _)| *c == conf.category) {
+        Some((_, build)) => build(conf, ctx),
+        None => Err(format!("unknown plugin category {:?}", conf.category)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_category_of_the_options_side_has_a_behaviour() {
+        let mut ours: Vec<&str> = REGISTRY.iter().map(|(c, _)| *c).collect();
+        let mut theirs = louailink_shared::plugins::categories();
+        ours.sort_unstable();
+        theirs.sort_unstable();
+        assert_eq!(ours, theirs);
+    }
 }

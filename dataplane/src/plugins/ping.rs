@@ -1,7 +1,8 @@
 //! `ping`: answers `200 pong` on one exact path, for load balancer probes.
 
-use super::{Flow, Plugin, Reply};
-use crate::ctx::RequestCtx;
+use super::{Build, BuildCtx, Flow, Phases, Plugin};
+use crate::request::ctx::RequestCtx;
+use crate::request::reply::Reply;
 use async_trait::async_trait;
 use bytes::Bytes;
 use louailink_shared::plugins::PingOptions;
@@ -14,9 +15,10 @@ pub struct Ping {
     reply: Reply,
 }
 
-impl Ping {
-    /// From validated options.
-    pub fn new(options: PingOptions) -> Result<Self, String> {
+impl Build for Ping {
+    type Options = PingOptions;
+
+    fn build(options: PingOptions, _ctx: &BuildCtx) -> Result<Self, String> {
         let reply = Reply::new(200, "text/plain", Bytes::from_static(b"pong"))
             .map_err(|e| format!("cannot build the ping response: {e}"))?;
         Ok(Ping {
@@ -30,6 +32,10 @@ impl Ping {
 impl Plugin for Ping {
     fn category(&self) -> &'static str {
         "ping"
+    }
+
+    fn phases(&self) -> Phases {
+        Phases::REQUEST
     }
 
     async fn request(&self, session: &mut Session, _ctx: &mut RequestCtx) -> pingora::Result<Flow> {

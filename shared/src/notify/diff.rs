@@ -66,7 +66,7 @@ pub fn redact(kind: &str, value: &Value) -> Value {
                 hash_field(hook, "url");
             }
         }
-        "plugins" => redact_named(obj),
+        "plugins" => redact_plugin(obj),
         _ => {}
     }
     value
@@ -77,6 +77,42 @@ fn hash_field(obj: &mut Map<String, Value>, name: &str) {
         if !v.is_null() {
             *v = Value::String(hash_value(v));
         }
+    }
+}
+
+/// Hashes the options the plugin's category declares secret. An unknown category (an item
+/// that will be refused) falls back to hashing secret-looking names, so a typo never leaks.
+fn redact_plugin(obj: &mut Map<String, Value>) {
+    let category = obj.get("category").and_then(Value::as_str).unwrap_or("");
+    match crate::plugins::secret_options(category) {
+        Some(secrets) => {
+            for path in secrets {
+                hash_path(obj, path);
+            }
+        }
+        None => redact_named(obj),
+    }
+}
+
+/// Hashes the value at a dotted path; each step enters a table or every table of a list.
+fn hash_path(obj: &mut Map<String, Value>, path: &str) {
+    let (first, rest) = match path.split_once('.') {
+        Some((first, rest)) => (first, Some(rest)),
+        None => (path, None),
+    };
+    let Some(rest) = rest else {
+        return hash_field(obj, first);
+    };
+    match obj.get_mut(first) {
+        Some(Value::Object(inner)) => hash_path(inner, rest),
+        Some(Value::Array(items)) => {
+            for item in items {
+                if let Value::Object(inner) = item {
+                    hash_path(inner, rest);
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -286,6 +322,26 @@ mod tests {
             (Some("ip"), Some("a"))
         );
         assert_ne!(hash_value(&json!("a")), hash_value(&json!("b")));
+    }
+
+    #[test]
+    fn declared_secret_paths_are_hashed_in_tables_and_lists() {
+        let mut obj = json!({"key": "k", "auth": {"password": "pw"},
+            "targets": [{"api_key": "sk-1", "name": "a"}, {"api_key": "sk-2"}]});
+        let Value::Object(map) = &mut obj else {
+            unreachable!()
+        };
+        for path in ["key", "auth.password", "targets.api_key", "missing.x"] {
+            hash_path(map, path);
+        }
+        let text = obj.to_string();
+        for secret in ["\"k\"", "pw", "sk-1", "sk-2"] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+        assert_eq!(obj["targets"][0]["name"], "a");
+        // A known category hashes only what it declares: `mock` declares nothing.
+        let r = redact("plugins", &json!({"category": "mock", "data": "token"}));
+        assert_eq!(r["data"], "token");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! restart_pending, rejected items, backend health), shown on the admin listener and, in
 //! etcd mode, published in the node's lease-bound key.
 
-use crate::snapshot::Snapshot;
+use crate::runtime::snapshot::Snapshot;
 use louailink_shared::storage::{BackendHealth, NodeStatus};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

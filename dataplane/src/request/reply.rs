@@ -1,10 +1,30 @@
-//! Error responses the proxy itself produces (404, 413, 429, 502, 503, 504, ...):
-//! a short HTML body, JSON when the client accepts it, or `basic.error_template`.
+//! Responses produced here instead of by the upstream: a plugin's [`Reply`], and the error
+//! responses of the proxy itself (404, 413, 429, 502, 503, 504, ...): a short HTML body, JSON
+//! when the client accepts it, or `basic.error_template`.
 
-use crate::plugins::Reply;
 use bytes::Bytes;
 use pingora::{Error, ErrorType};
+use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
+
+/// A response produced by a plugin or the proxy instead of the upstream.
+#[derive(Clone)]
+pub struct Reply {
+    /// Status and headers.
+    pub header: ResponseHeader,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// A reply with a status, a content type and a body.
+    pub fn new(status: u16, content_type: &str, body: Bytes) -> pingora::Result<Self> {
+        let mut header = ResponseHeader::build(status, Some(3))?;
+        header.insert_header(http::header::CONTENT_TYPE, content_type)?;
+        header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+        Ok(Reply { header, body })
+    }
+}
 
 /// Builds the error reply for `status`. `message` is shown to the client.
 pub fn error_reply(

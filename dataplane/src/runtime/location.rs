@@ -1,13 +1,11 @@
 //! A compiled location: patterns, rewrite, header rules, plugins and limits.
 
-use crate::plugins::Plugin;
+use crate::plugins::{builtin, Chain, Plugin};
 use crate::upstream::Upstream;
-use crate::vars::{compile_headers, HeaderRule};
 use louailink_shared::patterns::{self, HostPattern, PathPattern};
 use louailink_shared::LocationConf;
 use regex::Regex;
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,34 +66,20 @@ pub struct Location {
     pub path: PathMatcher,
     /// Upstream.
     pub upstream: UpstreamRef,
-    /// Path rewrite: regex and replacement.
-    pub rewrite: Option<(Regex, String)>,
-    /// Headers set on the upstream request.
-    pub proxy_set_headers: Vec<HeaderRule>,
-    /// Headers appended to the upstream request.
-    pub proxy_add_headers: Vec<HeaderRule>,
-    /// Headers set on the response.
-    pub response_headers: Vec<HeaderRule>,
-    /// Plugins, in order.
-    pub plugins: Vec<Arc<dyn Plugin>>,
+    /// The rewrite regex, whose named groups are captures too.
+    rewrite: Option<Regex>,
+    /// The configured plugins, in order (to tell whether a rebuilt plugin is still ours).
+    plugins: Vec<Arc<dyn Plugin>>,
+    /// Built-in and configured plugins by phase.
+    pub chain: Chain,
     /// Explicit priority.
     pub weight: i32,
-    /// Largest request body.
-    pub client_max_body_size: Option<u64>,
-    /// In-flight limit.
-    pub max_processing: Option<u64>,
-    /// In-flight requests now.
-    pub processing: AtomicU64,
     /// Connect retries on another backend.
     pub max_retries: u32,
     /// Time window for retries.
     pub max_retry_window: Option<Duration>,
-    /// Add X-Forwarded-* and X-Real-IP.
-    pub reverse_proxy_headers: bool,
     /// Named captures of host/path/rewrite regexes are needed by headers or the upstream.
     pub needs_captures: bool,
-    /// A header value uses `$request_id`.
-    pub needs_request_id: bool,
 }
 
 impl Location {
@@ -130,13 +114,12 @@ impl Location {
             PathPattern::Prefix(p) => PathMatcher::Prefix(p),
             PathPattern::Any => PathMatcher::Any,
         };
-        let rewrite = match conf.rewrite.as_deref() {
-            None => None,
-            Some(r) => {
-                let r = patterns::parse_rewrite(r)?;
-                Some((compile_regex(&r.regex)?, r.replacement))
-            }
-        };
+        let rewrite = conf
+            .rewrite
+            .as_deref()
+            .map(|r| compile_regex(&patterns::parse_rewrite(r)?.regex))
+            .transpose()?
+            .filter(|re| re.capture_names().flatten().next().is_some());
         let upstream = match conf.upstream.as_deref().map(str::trim) {
             None | Some("") => UpstreamRef::None,
             Some(v) => match v.strip_prefix('$') {
@@ -161,20 +144,15 @@ impl Location {
                     .ok_or_else(|| format!("plugin {p:?} does not exist"))
             })
             .collect::<Result<Vec<_>, String>>()?;
-        let proxy_set_headers = compile_headers(&conf.proxy_set_headers.0)?;
-        let proxy_add_headers = compile_headers(&conf.proxy_add_headers.0)?;
-        let response_headers = compile_headers(&conf.response_headers.0)?;
-        let rewrite_outer = rewrite
-            .as_ref()
-            .is_some_and(|(re, rep)| !crate::vars::outer_vars(rep, re).is_empty());
-        let needs_captures = rewrite_outer
-            || matches!(upstream, UpstreamRef::Var(_))
-            || [&proxy_set_headers, &proxy_add_headers, &response_headers]
+        let builtins = builtin::compile(conf)?;
+        let chain = Chain::new(
+            builtins
+                .before
                 .iter()
-                .any(|rules| rules.iter().any(|r| r.value.uses_captures()));
-        let needs_request_id = [&proxy_set_headers, &proxy_add_headers, &response_headers]
-            .iter()
-            .any(|rules| rules.iter().any(|r| r.value.uses_request_id()));
+                .chain(&plugins)
+                .chain(&builtins.after),
+        );
+        let needs_captures = builtins.needs_captures || matches!(upstream, UpstreamRef::Var(_));
         Ok(Location {
             name: Arc::from(name),
             conf: conf.clone(),
@@ -182,19 +160,12 @@ impl Location {
             path,
             upstream,
             rewrite,
-            proxy_set_headers,
-            proxy_add_headers,
-            response_headers,
             plugins,
+            chain,
             weight: conf.weight.unwrap_or(0),
-            client_max_body_size: conf.client_max_body_size.map(|s| s.0),
-            max_processing: conf.max_processing,
-            processing: AtomicU64::new(0),
             max_retries: conf.max_retries.unwrap_or(0),
             max_retry_window: conf.max_retry_window.map(|d| d.0),
-            reverse_proxy_headers: conf.enable_reverse_proxy_headers,
             needs_captures,
-            needs_request_id,
         })
     }
 
@@ -245,7 +216,7 @@ impl Location {
         {
             take(re, path);
         }
-        if let Some((re, _)) = &self.rewrite {
+        if let Some(re) = &self.rewrite {
             take(re, path);
         }
     }

@@ -2,9 +2,9 @@
 //! unreachable), follow the prefix, apply every new desired config, persist it, and keep the
 //! node's lease-bound status key current.
 
-use crate::node::{backend_health, NodeView};
-use crate::reload::{Outcome, Reloader};
-use crate::snapshot::Snapshot;
+use crate::lifecycle::node::{backend_health, NodeView};
+use crate::lifecycle::reload::{Outcome, Reloader};
+use crate::runtime::snapshot::Snapshot;
 use arc_swap::ArcSwap;
 use louailink_shared::storage::{
     EtcdSpec, FollowState, Follower, FollowerOptions, NodeKeeper, NodeStatus, StateFile,

@@ -2,14 +2,14 @@
 //! TLS with SNI-selected certificates, h2/h2c, and the background work (health checks,
 //! access log writer) started after daemonizing.
 
-use crate::access_log::Sink;
-use crate::admin::Admin;
 use crate::events::Notifier;
-use crate::node::NodeView;
+use crate::lifecycle::admin::Admin;
+use crate::lifecycle::node::NodeView;
+use crate::lifecycle::reload::Reloader;
 use crate::proxy::Proxy;
-use crate::reload::Reloader;
-use crate::snapshot::Snapshot;
-use crate::tls::SniResolver;
+use crate::request::access_log::Sink;
+use crate::runtime::snapshot::Snapshot;
+use crate::runtime::tls::SniResolver;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use louailink_shared::{Config, TlsVersion};
@@ -18,7 +18,6 @@ use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +38,7 @@ pub struct ProcessOptions {
     /// Upgrade ourselves for listener changes (`-a`).
     pub autorestart: bool,
     /// Follow etcd (fleet mode).
-    pub fleet: Option<crate::fleet::Fleet>,
+    pub fleet: Option<crate::lifecycle::fleet::Fleet>,
     /// Admin listener address.
     pub admin_addr: Option<String>,
     /// This node's status.
@@ -48,15 +47,6 @@ pub struct ProcessOptions {
 
 fn secs_ceil(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
-}
-
-/// Set when SIGQUIT arrives: responses then say `Connection: close`, so busy keep-alive
-/// clients move to the new process before pingora drops idle connections at shutdown.
-static DRAINING: AtomicBool = AtomicBool::new(false);
-
-/// True once this process was asked to hand over its sockets and drain.
-pub fn draining() -> bool {
-    DRAINING.load(Ordering::Relaxed)
 }
 
 /// SIGQUIT hands the sockets over and drains; SIGTERM and SIGINT stop at once.
@@ -76,7 +66,7 @@ impl ShutdownSignalWatch for Signals {
         };
         tokio::select! {
             _ = quit.recv() => {
-                DRAINING.store(true, Ordering::Relaxed);
+                crate::proxy::start_draining();
                 tracing::info!("SIGQUIT: graceful shutdown (handing sockets to a new process if one waits)");
                 ShutdownSignal::GracefulUpgrade
             }
@@ -98,7 +88,7 @@ struct Maintenance {
     sink: Arc<Sink>,
     reloader: Arc<Reloader>,
     watch: Option<std::path::PathBuf>,
-    fleet: Option<crate::fleet::Fleet>,
+    fleet: Option<crate::lifecycle::fleet::Fleet>,
     node: Arc<NodeView>,
     notifier: Arc<Notifier>,
 }
@@ -113,13 +103,13 @@ impl BackgroundService for Maintenance {
         self.reloader
             .set_maintenance(tokio::runtime::Handle::current());
         if let Some(source) = &self.watch {
-            crate::config_runtime::spawn(crate::watch::watch_files(
+            crate::lifecycle::config_runtime::spawn(crate::lifecycle::watch::watch_files(
                 source.clone(),
                 self.reloader.clone(),
             ));
         }
         if let Some(fleet) = &self.fleet {
-            crate::config_runtime::spawn(crate::fleet::follow(
+            crate::lifecycle::config_runtime::spawn(crate::lifecycle::fleet::follow(
                 fleet.clone(),
                 self.reloader.clone(),
                 self.state.clone(),

@@ -1,8 +1,8 @@
 //! The local admin listener: `GET /_louailink/ready` (503 until the first full config is
 //! applied) and `GET /_louailink/status` (the node's status as JSON).
 
-use crate::node::NodeView;
-use crate::snapshot::Snapshot;
+use crate::lifecycle::node::NodeView;
+use crate::runtime::snapshot::Snapshot;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use http::{Response, StatusCode};

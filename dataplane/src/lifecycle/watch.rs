@@ -2,9 +2,9 @@
 //! `notify`), wait for a short quiet period so an editor's save is one change, reload (parsing
 //! only the parts of the files that changed), apply.
 
-use crate::config_runtime::run_when_idle;
-use crate::reload::{Outcome, Reloader};
-use crate::snapshot::Snapshot;
+use crate::lifecycle::config_runtime::run_when_idle;
+use crate::lifecycle::reload::{Outcome, Reloader};
+use crate::runtime::snapshot::Snapshot;
 use louailink_shared::incremental::{load_reusing, Reloaded, SegmentIndex};
 use notify::{EventKind, RecursiveMode, Watcher};
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@
 //! entries hold a path index (hash for exact paths, a byte trie for prefixes, a list for
 //! regexes). A request walks host tiers in order and stops at the first tier with a path hit.
 
-use crate::location::{compile_regex, HostMatcher, Location, PathMatcher};
+use crate::runtime::location::{compile_regex, HostMatcher, Location, PathMatcher};
 use ahash::AHashMap;
 use regex::{Regex, RegexSet};
 use std::sync::Arc;
@@ -328,7 +328,7 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::location::test_location;
+    use crate::runtime::location::test_location;
 
     fn router(specs: &[(&str, Option<&str>, Option<&str>, i32)]) -> Router {
         Router::new(

@@ -4,12 +4,12 @@
 //! whole (`ArcSwap`). Upstreams and plugins whose config did not change are carried over
 //! from the previous snapshot, keeping connection pools, health state and counters.
 
-use crate::access_log::{AccessLog, Sink};
 use crate::events::Notifier;
-use crate::location::Location;
-use crate::plugins::{self, Plugin};
-use crate::router::Router;
-use crate::tls::CertStore;
+use crate::plugins::{self, BuildCtx, Plugin};
+use crate::request::access_log::{AccessLog, Sink};
+use crate::runtime::location::Location;
+use crate::runtime::router::Router;
+use crate::runtime::tls::CertStore;
 use crate::upstream::Upstream;
 use ahash::AHashMap;
 use ipnet::IpNet;
@@ -40,8 +40,8 @@ pub struct Snapshot {
     pub servers: AHashMap<String, ServerRuntime>,
     /// Upstreams by name (also for `upstream = "$var"`).
     pub upstreams: HashMap<String, Arc<Upstream>>,
-    /// Plugins by name, with the config each was built from.
-    pub plugins: HashMap<String, (PluginConf, Arc<dyn Plugin>)>,
+    /// Plugins by name, with what each was built from.
+    pub plugins: HashMap<String, BuiltPlugin>,
     /// TLS certificates.
     pub certs: CertStore,
     /// Peers whose `X-Forwarded-For` is believed.
@@ -50,6 +50,28 @@ pub struct Snapshot {
     pub error_template: Option<String>,
     /// The config this snapshot was built from (shared with whoever built it: no copy).
     pub config: Arc<Config>,
+}
+
+/// A plugin instance and what it was built from, to tell whether the next snapshot can keep it.
+#[derive(Clone)]
+pub struct BuiltPlugin {
+    /// Its config.
+    pub conf: PluginConf,
+    /// The instance.
+    pub plugin: Arc<dyn Plugin>,
+    /// The upstreams it resolved while being built.
+    pub upstreams: Vec<Arc<Upstream>>,
+}
+
+impl BuiltPlugin {
+    /// True when the same config over the same upstreams would build the same plugin.
+    fn still_valid(&self, conf: &PluginConf, upstreams: &HashMap<String, Arc<Upstream>>) -> bool {
+        self.conf == *conf
+            && self
+                .upstreams
+                .iter()
+                .all(|u| upstreams.get(&*u.name).is_some_and(|n| Arc::ptr_eq(n, u)))
+    }
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -93,18 +115,27 @@ impl Snapshot {
         for (name, conf) in &config.plugins {
             let reused = previous
                 .and_then(|p| p.plugins.get(name))
-                .filter(|(c, _)| c == conf)
-                .map(|(_, p)| p.clone());
-            match reused.map(Ok).unwrap_or_else(|| plugins::build(conf)) {
-                Ok(p) => {
-                    plugins.insert(name.clone(), (conf.clone(), p));
+                .filter(|b| b.still_valid(conf, &upstreams));
+            if let Some(b) = reused {
+                plugins.insert(name.clone(), b.clone());
+                continue;
+            }
+            let ctx = BuildCtx::new(&upstreams);
+            match plugins::build(conf, &ctx) {
+                Ok(plugin) => {
+                    let built = BuiltPlugin {
+                        conf: conf.clone(),
+                        plugin,
+                        upstreams: ctx.into_used(),
+                    };
+                    plugins.insert(name.clone(), built);
                 }
                 Err(e) => errors.push(format!("plugins.{name}: {e}")),
             }
         }
         let plugin_refs: HashMap<String, Arc<dyn Plugin>> = plugins
             .iter()
-            .map(|(k, (_, p))| (k.clone(), p.clone()))
+            .map(|(k, b)| (k.clone(), b.plugin.clone()))
             .collect();
 
         let mut locations = HashMap::new();

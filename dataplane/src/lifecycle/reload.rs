@@ -3,11 +3,11 @@
 //! changes cannot be hot-swapped: with `-a` the process upgrades itself without downtime
 //! (a new process takes the sockets over), otherwise the change is reported as pending.
 
-use crate::access_log::Sink;
-use crate::config_runtime::run_when_idle;
 use crate::events::Notifier;
-use crate::node::NodeView;
-use crate::snapshot::Snapshot;
+use crate::lifecycle::config_runtime::run_when_idle;
+use crate::lifecycle::node::NodeView;
+use crate::request::access_log::Sink;
+use crate::runtime::snapshot::Snapshot;
 use arc_swap::ArcSwap;
 use louailink_shared::{Config, ServerConf};
 use std::collections::BTreeMap;
@@ -205,7 +205,7 @@ fn retire(old: Arc<Snapshot>) {
         while Arc::strong_count(&old) > 1 {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        crate::config_runtime::drop_when_idle(old);
+        crate::lifecycle::config_runtime::drop_when_idle(old);
     });
 }
 

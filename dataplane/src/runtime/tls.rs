@@ -81,7 +81,7 @@ const TLS13_SUITES: [rustls::CipherSuite; 3] = [
 #[derive(Debug)]
 pub struct SniResolver {
     /// The live config.
-    pub state: Arc<arc_swap::ArcSwap<crate::snapshot::Snapshot>>,
+    pub state: Arc<arc_swap::ArcSwap<crate::runtime::snapshot::Snapshot>>,
     /// `tls_min_version = "tls1.3"`: refuse clients that cannot speak TLS 1.3. (The server
     /// side always offers 1.3, so a client that offers it gets it.)
     pub require_tls13: bool,

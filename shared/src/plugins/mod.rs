@@ -1,0 +1,196 @@
+//! Plugin options: each built-in plugin's typed options and its own checks, one file per
+//! plugin; the data plane builds the plugin's behaviour from the same type.
+//!
+//! Adding a plugin: write `<name>.rs` with its options struct (`Deserialize + Default`,
+//! `#[serde(default)]`) implementing [`PluginSpec`] (category name, secret options, own
+//! checks), then add `mod <name>;` and one `entry::<T>()` line to [`REGISTRY`] below.
+
+use crate::keys::{decode_fields, unknown_message};
+use crate::model::PluginConf;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+mod mock;
+mod ping;
+pub use mock::MockOptions;
+pub use ping::PingOptions;
+
+/// Every built-in plugin: its category and how its options are checked.
+const REGISTRY: &[Entry] = &[entry::<PingOptions>(), entry::<MockOptions>()];
+
+/// Problems found in a plugin's options: `(key, message)`, key `None` for the whole plugin.
+pub type Problems = Vec<(Option<String>, String)>;
+
+/// What every plugin's options type provides.
+pub trait PluginSpec: DeserializeOwned + Default {
+    /// The `category` that selects this plugin.
+    const CATEGORY: &'static str;
+    /// Options holding secrets (API keys, passwords), hashed in diffs, events and viewer
+    /// reads. A dotted path reaches into tables and lists of tables: `"targets.api_key"`.
+    const SECRETS: &'static [&'static str] = &[];
+    /// The plugin's own checks, given the options as written.
+    fn check(&self, written: &Map<String, Value>) -> Problems;
+}
+
+/// A path option must start with `/`.
+pub(crate) fn check_path(path: &str) -> Result<(), String> {
+    if path.starts_with('/') {
+        Ok(())
+    } else {
+        Err(format!("path {path:?} must start with '/'"))
+    }
+}
+
+/// One registered plugin.
+struct Entry {
+    category: &'static str,
+    secrets: &'static [&'static str],
+    check: fn(&Map<String, Value>) -> Problems,
+}
+
+const fn entry<T: PluginSpec>() -> Entry {
+    Entry {
+        category: T::CATEGORY,
+        secrets: T::SECRETS,
+        check: |options| decode::<T>(options).err().unwrap_or_default(),
+    }
+}
+
+/// Decodes options as `T`, with every problem: unknown or mistyped keys, then the plugin's
+/// own checks on the keys that decoded (so nothing is reported twice).
+pub fn decode<T: PluginSpec>(options: &Map<String, Value>) -> Result<T, Problems> {
+    let (value, mut problems) = decode_fields::<T>(options, &[]);
+    let bad: Vec<Option<String>> = problems.iter().map(|(k, _)| k.clone()).collect();
+    problems.extend(
+        value
+            .check(options)
+            .into_iter()
+            .filter(|(k, _)| !bad.contains(k)),
+    );
+    if problems.is_empty() {
+        Ok(value)
+    } else {
+        Err(problems)
+    }
+}
+
+/// The category names of all built-in plugins.
+pub fn categories() -> Vec<&'static str> {
+    REGISTRY.iter().map(|e| e.category).collect()
+}
+
+/// The secret options a category declares, `None` for an unknown category.
+pub fn secret_options(category: &str) -> Option<&'static [&'static str]> {
+    REGISTRY
+        .iter()
+        .find(|e| e.category == category)
+        .map(|e| e.secrets)
+}
+
+/// Checks a plugin item: a known category, and its options by that plugin's own rules.
+pub fn check_plugin(conf: &PluginConf) -> Result<(), Problems> {
+    let known = categories();
+    if conf.category.is_empty() {
+        let msg = format!("is required; one of {}", known.join(", "));
+        return Err(vec![(Some("category".into()), msg)]);
+    }
+    match REGISTRY.iter().find(|e| e.category == conf.category) {
+        Some(e) => match (e.check)(&conf.options) {
+            problems if problems.is_empty() => Ok(()),
+            problems => Err(problems),
+        },
+        None => Err(vec![(
+            Some("category".into()),
+            unknown_message(
+                &format!("plugin category {:?}", conf.category),
+                &conf.category,
+                &known,
+            ),
+        )]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::values::Dur;
+    use std::time::Duration;
+
+    fn options(json: serde_json::Value) -> Map<String, Value> {
+        let conf: PluginConf = serde_json::from_value(json).unwrap();
+        conf.options
+    }
+
+    fn conf(json: serde_json::Value) -> PluginConf {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn keys(p: &Problems) -> Vec<&str> {
+        p.iter().map(|(k, _)| k.as_deref().unwrap_or("")).collect()
+    }
+
+    #[test]
+    fn ping() {
+        let o: PingOptions = decode(&options(
+            serde_json::json!({"category": "ping", "path": "/ping"}),
+        ))
+        .unwrap();
+        assert_eq!(
+            o,
+            PingOptions {
+                path: "/ping".into()
+            }
+        );
+        let e = check_plugin(&conf(serde_json::json!({"category": "ping"}))).unwrap_err();
+        assert_eq!(keys(&e), ["path"]);
+        assert!(e[0].1.contains("required"));
+        let e = check_plugin(&conf(
+            serde_json::json!({"category": "ping", "path": "ping"}),
+        ))
+        .unwrap_err();
+        assert!(e[0].1.contains("must start with '/'"), "{e:?}");
+    }
+
+    #[test]
+    fn mock_defaults_and_values() {
+        let m: MockOptions = decode(&options(serde_json::json!({"category": "mock"}))).unwrap();
+        assert_eq!((m.status, m.path.as_str(), m.delay), (200, "", None));
+        let m: MockOptions = decode(&options(serde_json::json!({
+            "category": "mock", "path": "/m", "status": 201, "headers": ["X-A: 1"], "data": "hi", "delay": "50ms"
+        })))
+        .unwrap();
+        assert_eq!(m.status, 201);
+        assert_eq!(m.headers.0, ["X-A: 1"]);
+        assert_eq!(m.delay, Some(Dur(Duration::from_millis(50))));
+    }
+
+    #[test]
+    fn mock_reports_every_bad_option() {
+        let e = check_plugin(&conf(serde_json::json!({
+            "category": "mock", "status": 999, "headers": ["nocolon"], "delay": "soon", "dta": "x"
+        })))
+        .unwrap_err();
+        let mut k = keys(&e);
+        k.sort();
+        assert_eq!(k, ["delay", "dta", "headers", "status"], "{e:?}");
+        let dta = e.iter().find(|(k, _)| k.as_deref() == Some("dta")).unwrap();
+        assert_eq!(dta.1, "unknown key (did you mean \"data\"?)");
+    }
+
+    #[test]
+    fn categories_are_checked() {
+        let e = check_plugin(&conf(serde_json::json!({"category": "mokc"}))).unwrap_err();
+        assert_eq!(keys(&e), ["category"]);
+        assert!(e[0].1.contains("did you mean \"mock\""), "{e:?}");
+        let e = check_plugin(&conf(serde_json::json!({"category": "zzzzzzzz"}))).unwrap_err();
+        assert!(e[0].1.contains("known: ping, mock"), "{e:?}");
+        let e = check_plugin(&conf(serde_json::json!({"path": "/"}))).unwrap_err();
+        assert!(e[0].1.contains("required; one of ping, mock"), "{e:?}");
+    }
+
+    #[test]
+    fn secrets_are_declared_per_category() {
+        assert_eq!(secret_options("ping"), Some(&[][..]));
+        assert_eq!(secret_options("nope"), None);
+    }
+}
