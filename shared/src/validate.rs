@@ -586,6 +586,8 @@ max_processing = 0
 [locations.empty_upstream]
 upstream = " "
 plugins = "p"
+[locations.bad_variable]
+response_headers = ["X-T: ${{tenant"]
 "#
         );
         assert_errors(
@@ -601,6 +603,7 @@ plugins = "p"
                 "v.toml:23: locations.bad: key \"plugins\": unknown plugin \"q\": there is no plugins.q",
                 "v.toml:24: locations.bad: key \"max_processing\": must be at least 1",
                 "v.toml:26: locations.empty_upstream: key \"upstream\": is empty; omit it or name an upstream",
+                "v.toml:29: locations.bad_variable: key \"response_headers\": unclosed \"${\" in \"${tenant\"",
             ],
         );
     }

@@ -16,6 +16,9 @@
 #   BUILD      0 to skip `cargo build --release` (default 1)
 #   BARE_BIN   bare_pingora binary (default target/release/examples/bare_pingora)
 #   LOUAILINK_BIN  (default target/release/louailink)
+#   LOUAILINK_BASE_BIN  a second louailink binary (e.g. the previous commit's), added as the
+#              contenders louailink-base-answer and louailink-base-proxy, to compare two builds
+#              side by side in one run
 #   BARE_VARIANTS  extra bare-pingora contenders for experiments, ';'-separated entries
 #              "name=WORD WORD ..."; words of the form VAR=value go to the environment, BIN=path
 #              replaces the binary, the rest are extra arguments. Each variant is added to the
@@ -270,11 +273,15 @@ if want_group answer; then
     want_system nginx && add nginx-answer answer nginx /ping pong
     want_system bare && add bare-answer answer bare /ping pong "--answer"
     want_system louailink && add louailink-answer answer louailink /ping pong answer
+    [ -n "${LOUAILINK_BASE_BIN:-}" ] && want_system louailink &&
+        add louailink-base-answer answer louailink /ping pong "answer BIN=$LOUAILINK_BASE_BIN"
 fi
 if want_group proxy; then
     want_system nginx && add nginx-proxy proxy nginx / "$BACKEND_BODY"
     want_system bare && add bare-proxy proxy bare / "$BACKEND_BODY" "--proxy"
     want_system louailink && add louailink-proxy proxy louailink / "$BACKEND_BODY" proxy
+    [ -n "${LOUAILINK_BASE_BIN:-}" ] && want_system louailink &&
+        add louailink-base-proxy proxy louailink / "$BACKEND_BODY" "proxy BIN=$LOUAILINK_BASE_BIN"
 fi
 if want_group log && want_system louailink; then
     add louailink-nolog log louailink / "$BACKEND_BODY" proxy
@@ -326,9 +333,10 @@ start_contender() { # NAME PORT; sets STARTED
                 --run-dir "$TMP/run-$name" "${args[@]}"
             ;;
         louailink)
-            local f
-            f=$(louailink_conf "$name" "$port" "$spec")
-            start "$SERVER_CPU" "$LIFE" "$name" -- "$LOUAILINK_BIN" -c "$f" --log "$TMP/$name.log"
+            local f bin=$LOUAILINK_BIN kind=${spec%% *}
+            [[ "$spec" == *" BIN="* ]] && bin=${spec##* BIN=}
+            f=$(louailink_conf "$name" "$port" "$kind")
+            start "$SERVER_CPU" "$LIFE" "$name" -- "$bin" -c "$f" --log "$TMP/$name.log"
             ;;
     esac
 }

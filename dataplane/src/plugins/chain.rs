@@ -143,3 +143,43 @@ impl Chain {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Declares(Phases);
+
+    impl Plugin for Declares {
+        fn category(&self) -> &'static str {
+            "test"
+        }
+        fn phases(&self) -> Phases {
+            self.0
+        }
+    }
+
+    #[test]
+    fn each_phase_lists_only_the_plugins_that_declare_it_in_order() {
+        let headers: Arc<dyn Plugin> = Arc::new(Declares(Phases::REQUEST | Phases::RESPONSE));
+        let body: Arc<dyn Plugin> = Arc::new(Declares(Phases::RESPONSE_BODY | Phases::LOGGING));
+        let answer: Arc<dyn Plugin> = Arc::new(Declares(Phases::REQUEST));
+        let plugins = [headers.clone(), body.clone(), answer.clone()];
+        let chain = Chain::new(plugins.iter());
+        let same = |list: &List, want: &[&Arc<dyn Plugin>]| {
+            list.len() == want.len() && list.iter().zip(want).all(|(a, b)| Arc::ptr_eq(a, b))
+        };
+        assert!(same(&chain.request, &[&headers, &answer]));
+        assert!(same(&chain.response, &[&headers]));
+        assert!(same(&chain.response_body, &[&body]));
+        assert!(same(&chain.logging, &[&body]));
+        for empty in [
+            &chain.upstream,
+            &chain.proxy_upstream,
+            &chain.request_body,
+            &chain.upstream_request,
+        ] {
+            assert!(empty.is_empty());
+        }
+    }
+}
