@@ -95,7 +95,7 @@ async fn writes_never_wait_for_an_unreachable_webhook() {
     let etcd = Etcd::start();
     let c = Control::start(&etcd);
     // Nothing listens there.
-    let port = common::etcd::free_port();
+    let port = louailink_testkit::free_port();
     let r = c
         .call(
             "PUT",

@@ -5,9 +5,9 @@
 mod common;
 
 use common::etcd::Etcd;
-use common::proxy::{Mode, Proxy};
 use common::{base, del, fast, locations, put, spec, store, wait_for, wait_within, PREFIX};
 use louailink_shared::storage::{Alarm, Follower, StateSnapshot};
+use louailink_testkit::{Link as Proxy, Mode};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -6,9 +6,8 @@
 //! controlplane.md, "etcd layout"). Nodes report at `<prefix>/nodes/<id>` and on their admin
 //! listener ([`NodeStatus`]).
 
-use crate::etcd::{Etcd, TxnOp};
-use crate::link::Link;
 use crate::LouailinkBuilder;
+use louailink_testkit::{Etcd, Link, TxnOp};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

@@ -1,36 +1,27 @@
 //! Harness for the control plane's end-to-end tests: the real `louailink-control` binary
-//! (started on free loopback ports, stopped by PID on drop), a real etcd (shared's harness),
+//! (started on free loopback ports, stopped by PID on drop), a real etcd (the testkit's),
 //! an HTTP client, a gRPC client and a local webhook receiver.
 #![allow(dead_code)]
 
-#[path = "../../../shared/tests/common/etcd.rs"]
-pub mod etcd;
+// Not every test file uses every helper.
+#[allow(unused_imports)]
+pub use louailink_testkit::{etcd, eventually, init, WAIT as LIMIT};
 
-use etcd::{free_port, Etcd};
 use louailink_control::pb::control_client::ControlClient;
+use louailink_testkit::{free_port, Etcd};
 use serde_json::Value;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-/// Upper bound of every wait (a bound, not an expectation).
-pub const LIMIT: Duration = Duration::from_secs(30);
 /// The admin token of [`Control::with_tokens`].
 pub const ADMIN: &str = "admin-token-4f1c9e";
 /// The viewer token of [`Control::with_tokens`].
 pub const VIEWER: &str = "viewer-token-8a2d77";
-
-/// Installs the ring provider once (reqwest is built without one).
-pub fn init() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
 
 /// The binary under test.
 pub fn bin() -> PathBuf {
@@ -253,22 +244,6 @@ pub async fn call(
     let text = resp.text().await.expect("body");
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     Reply { status, etag, body }
-}
-
-/// Polls `f` until it returns `Some`, or panics after [`LIMIT`] with `what`.
-pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// The events named `name` so far.

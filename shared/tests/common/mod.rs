@@ -1,8 +1,9 @@
 //! Helpers shared by the storage integration tests.
 #![allow(dead_code)]
 
-pub mod etcd;
-pub mod proxy;
+// Not every test file uses every helper.
+#[allow(unused_imports)]
+pub use louailink_testkit::{etcd, WAIT as LIMIT};
 
 use louailink_shared::storage::{
     Change, EtcdSpec, EtcdStore, FollowState, FollowerOptions, ItemKey,
@@ -14,9 +15,6 @@ use tokio::sync::watch;
 
 /// The prefix the tests use.
 pub const PREFIX: &str = "/louailink";
-
-/// Upper bound of every wait (a bound, not an expectation).
-pub const LIMIT: Duration = Duration::from_secs(30);
 
 /// A plain spec for `endpoint` with a short request timeout.
 pub fn spec(endpoint: &str) -> EtcdSpec {

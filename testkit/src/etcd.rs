@@ -1,10 +1,11 @@
-//! A real etcd for tests: started on free loopback ports with a temporary data directory,
-//! waited on until healthy, stopped by PID (also on drop). Optionally with TLS (server and
-//! client certificates from a throw-away CA). Reusable by other crates' tests through
-//! `#[path = "…/shared/tests/common/etcd.rs"] mod etcd;`.
+//! A real etcd for tests (Debian's `etcd-server`): started on free loopback ports with a
+//! temporary data directory, waited on until healthy, stopped and restarted by PID (also
+//! stopped on drop), optionally with TLS (server and client certificates from a throw-away
+//! CA), and driven with the real `etcdctl` the way an operator would (put, delete, txn,
+//! compact, revision, users and roles through [`Etcd::etcdctl`]).
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 /// How long etcd may take to become healthy.
 const START_LIMIT: Duration = Duration::from_secs(30);
 
-/// TLS material for an etcd started with `--client-cert-auth`.
+/// TLS material for an etcd started with `--client-cert-auth` ([`Etcd::start_tls`]).
 #[derive(Clone, Debug)]
 pub struct EtcdTls {
     /// CA certificate (PEM file).
@@ -25,6 +26,15 @@ pub struct EtcdTls {
     server_key: PathBuf,
 }
 
+/// One operation of a transaction ([`Etcd::txn`]).
+#[derive(Clone, Debug)]
+pub enum TxnOp {
+    /// Put `key` = `value`.
+    Put(String, String),
+    /// Delete `key`.
+    Delete(String),
+}
+
 /// One etcd process.
 pub struct Etcd {
     child: Option<Child>,
@@ -34,12 +44,6 @@ pub struct Etcd {
     tls: Option<EtcdTls>,
     /// Holds the TLS files for as long as the process lives.
     _tls_dir: Option<tempfile::TempDir>,
-}
-
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr").port()
 }
 
 fn require_binaries() {
@@ -75,9 +79,12 @@ impl Etcd {
         for _ in 0..3 {
             let mut etcd = Etcd {
                 child: None,
-                dir: tempfile::tempdir().expect("temp dir"),
-                client_port: free_port(),
-                peer_port: free_port(),
+                dir: tempfile::Builder::new()
+                    .prefix("louailink-etcd-")
+                    .tempdir()
+                    .expect("temp dir"),
+                client_port: crate::free_port(),
+                peer_port: crate::free_port(),
                 tls: tls.clone(),
                 _tls_dir: None,
             };
@@ -162,7 +169,7 @@ impl Etcd {
 
     fn healthy(&self) -> bool {
         if self.tls.is_some() {
-            return self.etcdctl_status(&["endpoint", "health"]).0;
+            return self.run(&["endpoint", "health"], None).is_ok();
         }
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.client_port)) else {
             return false;
@@ -177,7 +184,7 @@ impl Etcd {
         body.contains("\"health\":\"true\"")
     }
 
-    /// `127.0.0.1:<port>` for the client API.
+    /// `127.0.0.1:<port>` of the client API.
     pub fn endpoint(&self) -> String {
         format!("127.0.0.1:{}", self.client_port)
     }
@@ -214,7 +221,9 @@ impl Etcd {
         panic!("etcd did not come back; log:\n{}", self.log());
     }
 
-    fn etcdctl_status(&self, args: &[&str]) -> (bool, String, String) {
+    /// Runs `etcdctl <args>` (with `stdin` piped in, if any): its stdout, or stdout and
+    /// stderr when it fails.
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
         let mut cmd = Command::new("etcdctl");
         cmd.env("ETCDCTL_API", "3")
             .arg(format!(
@@ -228,26 +237,113 @@ impl Etcd {
                 .arg(format!("--cert={}", tls.client_cert.display()))
                 .arg(format!("--key={}", tls.client_key.display()));
         }
-        match cmd.args(args).output() {
-            Ok(out) => (
-                out.status.success(),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            ),
-            Err(e) => (false, String::new(), e.to_string()),
+        cmd.args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| format!("spawn etcdctl: {e}"))?;
+        if let Some(text) = stdin {
+            let mut pipe = child.stdin.take().expect("etcdctl stdin");
+            pipe.write_all(text.as_bytes())
+                .map_err(|e| format!("write to etcdctl: {e}"))?;
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("wait for etcdctl: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            Ok(stdout)
+        } else {
+            Err(format!(
+                "{stdout}{}",
+                String::from_utf8_lossy(&out.stderr).into_owned()
+            ))
         }
     }
 
-    /// Runs `etcdctl` against this etcd; panics (with its stderr) if it fails.
+    /// Runs `etcdctl <args>` against this etcd; panics (with its output) if it fails.
     pub fn etcdctl(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.etcdctl_status(args);
-        assert!(ok, "etcdctl {args:?} failed: {err}");
-        out
+        self.run(args, None)
+            .unwrap_or_else(|e| panic!("etcdctl {args:?} failed: {e}"))
+    }
+
+    /// Runs `etcdctl -w json <args>` and returns the revision in the answer's header.
+    fn revision_of(&self, args: &[&str], stdin: Option<&str>) -> i64 {
+        let mut all = vec!["-w", "json"];
+        all.extend_from_slice(args);
+        let out = self
+            .run(&all, stdin)
+            .unwrap_or_else(|e| panic!("etcdctl {args:?} failed: {e}"));
+        let v: serde_json::Value = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("etcdctl {args:?}: not JSON ({e}): {out}"));
+        v["header"]["revision"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("etcdctl {args:?}: no header.revision in {out}"))
+    }
+
+    /// `etcdctl put <key> <value>`; returns the revision of the write.
+    pub fn put(&self, key: &str, value: &str) -> i64 {
+        self.revision_of(&["put", "--", key, value], None)
+    }
+
+    /// `etcdctl del <key>`; returns the revision after it.
+    pub fn del(&self, key: &str) -> i64 {
+        self.revision_of(&["del", "--", key], None)
+    }
+
+    /// `etcdctl del --prefix <prefix>`; returns the revision after it.
+    pub fn del_prefix(&self, prefix: &str) -> i64 {
+        self.revision_of(&["del", "--prefix", "--", prefix], None)
+    }
+
+    /// `etcdctl get <key>`: the value, `None` when absent.
+    pub fn get(&self, key: &str) -> Option<String> {
+        let out = self.etcdctl(&["get", "--print-value-only", "--", key]);
+        let value = out.strip_suffix('\n').unwrap_or(&out);
+        (!out.is_empty()).then(|| value.to_string())
+    }
+
+    /// `etcdctl txn` with no conditions: every op is applied in one revision, which is
+    /// returned.
+    pub fn txn(&self, ops: &[TxnOp]) -> i64 {
+        // etcdctl's txn reads: compares, blank line, success ops, blank line, failure ops,
+        // blank line. A double-quoted argument is read as a Go string literal, which a JSON
+        // string literal is for our values.
+        let quote = |s: &str| serde_json::to_string(s).expect("quote");
+        let mut script = String::from("\n");
+        for op in ops {
+            match op {
+                TxnOp::Put(k, v) => script.push_str(&format!("put {} {}\n", quote(k), quote(v))),
+                TxnOp::Delete(k) => script.push_str(&format!("del {}\n", quote(k))),
+            }
+        }
+        script.push_str("\n\n");
+        self.revision_of(&["txn"], Some(&script))
+    }
+
+    /// The store's current revision.
+    pub fn revision(&self) -> i64 {
+        self.revision_of(&["get", "--", "/louailink-tests-no-such-key"], None)
+    }
+
+    /// `etcdctl compact <revision>` (history before it is gone).
+    pub fn compact(&self, revision: i64) {
+        self.etcdctl(&["compact", &revision.to_string()]);
     }
 }
 
 impl Drop for Etcd {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+            eprintln!("=== etcd at test failure, last lines ===\n{tail}");
+        }
         self.stop();
     }
 }
