@@ -148,8 +148,8 @@ fn text(o: &Output) -> String {
 
 fn write(dir: &Path, name: &str, text: &str) {
     let path = dir.join(name);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
+    std::fs::create_dir_all(path.parent().expect("a file in a dir")).expect("create the dir");
+    std::fs::write(path, text).expect("write the file");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -232,7 +232,7 @@ impl DirectPool {
     async fn proxy(&self, session: &mut Session) -> Result<()> {
         use pingora_core::protocols::http::v1::client::HttpSession;
         use pingora_core::{Error, ErrorType};
-        let pooled = self.idle.lock().unwrap().pop();
+        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let stream = match pooled {
             Some(s) => s,
             None => {
@@ -257,7 +257,7 @@ impl DirectPool {
         session.write_response_body(None, true).await?;
         up.respect_keepalive();
         if let Some(s) = up.reuse().await {
-            self.idle.lock().unwrap().push(s);
+            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(s);
         }
         Ok(())
     }

@@ -288,7 +288,7 @@ impl Receiver {
                         return;
                     };
                     let n = {
-                        let mut h = counter.lock().unwrap();
+                        let mut h = counter.lock().unwrap_or_else(|p| p.into_inner());
                         *h += 1;
                         *h
                     };
