@@ -208,7 +208,11 @@ impl Backend {
 
     /// Every request received so far (not counting `/healthz`), in order.
     pub fn seen(&self) -> Vec<Seen> {
-        self.shared.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.shared
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// What `/healthz` answers: 200 when true, 500 when false.
@@ -402,7 +406,11 @@ async fn handle(
         version: version_name(parts.version).to_string(),
         headers: headers.clone(),
     };
-    shared.seen.lock().unwrap_or_else(|p| p.into_inner()).push(seen);
+    shared
+        .seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(seen);
 
     let params = query_params(parts.uri.query());
     let delay = params
