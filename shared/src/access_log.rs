@@ -5,7 +5,7 @@
 //! header, `{<Header}` a response header, `{~name}` a cookie, `{$NAME}` an environment variable
 //! (read when parsed; `-` when unset); `{{` and `}}` are literal braces.
 
-use crate::keys::suggest;
+use crate::fields::suggest;
 use crate::vars::{header_name, Part, Parts, Var};
 
 /// Presets and the templates they stand for. `combined` and `common` are nginx's formats

@@ -4,7 +4,7 @@
 //! the text (keys by indentation, resp. by nesting), which is exact for ordinary files.
 
 use crate::error::ConfigError;
-use crate::keys::clean_message;
+use crate::fields::clean_message;
 use ahash::HashMap;
 use serde_json::{Map, Number, Value};
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! by the file loader and the etcd back end, which stores one JSON value per item.
 
 use crate::error::ConfigError;
-use crate::keys::{decode_fields, fields_of, unknown_message};
+use crate::fields::{decode_fields, fields_of, unknown_message};
 use crate::model::{
     Basic, CertificateConf, Config, LocationConf, PluginConf, ServerConf, UpstreamConf, Webhook,
     KINDS,

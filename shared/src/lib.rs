@@ -1,12 +1,24 @@
-//! LouAILink's shared library: the config model, its parsing and validation.
+//! LouAILink's shared library, used by both binaries.
+//!
+//! | module | concept |
+//! |---|---|
+//! | [`model`], [`values`], [`patterns`] | the config model, its value types, host/path/rewrite/algo syntax |
+//! | [`formats`], [`loader`], [`incremental`], [`sources`], [`fields`], [`items`] | reading TOML/YAML/JSON files into items, key by key, with file:line |
+//! | [`mod@validate`], [`error`] | checks across items, with errors naming item, key and line |
+//! | [`plugins`] | each built-in plugin's options, checks and secret options |
+//! | [`vars`], [`access_log`] | the request-variable vocabulary, header and log templates |
+//! | [`certs`] | loading certificates and keys |
+//! | [`storage`] | where config lives: etcd (layout, follow, commits), the node's state file |
+//! | [`notify`] | events, diffs with secrets hashed, webhooks |
+//! | [`logging`] | the binaries' log setup |
 
 pub mod access_log;
 pub mod certs;
 pub mod error;
+pub mod fields;
 pub mod formats;
 pub mod incremental;
 pub mod items;
-pub mod keys;
 pub mod loader;
 pub mod logging;
 pub mod model;

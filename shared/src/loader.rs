@@ -5,9 +5,9 @@
 //! JSON value per item, shares exactly the same rules.
 
 use crate::error::{ConfigError, ConfigErrors};
+use crate::fields::unknown_message;
 use crate::formats::{parse_tree, KeyPath, Tree};
 use crate::items::{decode_partial, type_name};
-use crate::keys::unknown_message;
 use crate::model::{Config, KINDS};
 use crate::sources::item_label;
 use crate::validate::validate;

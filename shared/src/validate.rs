@@ -6,7 +6,7 @@
 use crate::access_log::parse_access_log;
 use crate::certs::{check_domain, load_keyed};
 use crate::error::{ConfigError, ConfigErrors};
-use crate::keys::suggest;
+use crate::fields::suggest;
 use crate::model::Config;
 use crate::patterns::{
     capture_names, parse_algo, parse_backend, parse_health_check, parse_hosts, parse_path,

@@ -6,7 +6,7 @@
 //! Environment variables (`${NAME}` in upper case, `{$NAME}` in a log template) are read when
 //! the template is parsed, never per request.
 
-use crate::keys::suggest;
+use crate::fields::suggest;
 use std::sync::Arc;
 
 /// A value read from the request, its response or its handling, at request time.

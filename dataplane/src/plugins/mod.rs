@@ -3,7 +3,7 @@
 //!
 //! Adding a plugin: its options and checks in `shared/src/plugins/<name>.rs`, its behaviour
 //! in `<name>.rs` here (a type implementing [`Plugin`] and [`Build`]), then `mod <name>;` and
-//! one `builder::<T>()` line in [`REGISTRY`]. Nothing in the proxy changes.
+//! one `builder::<T>()` line in `REGISTRY`. Nothing in the proxy changes.
 
 pub mod builtin;
 mod chain;

@@ -3,9 +3,9 @@
 //!
 //! Adding a plugin: write `<name>.rs` with its options struct (`Deserialize + Default`,
 //! `#[serde(default)]`) implementing [`PluginSpec`] (category name, secret options, own
-//! checks), then add `mod <name>;` and one `entry::<T>()` line to [`REGISTRY`] below.
+//! checks), then add `mod <name>;` and one `entry::<T>()` line to `REGISTRY` below.
 
-use crate::keys::{decode_fields, unknown_message};
+use crate::fields::{decode_fields, unknown_message};
 use crate::model::PluginConf;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};

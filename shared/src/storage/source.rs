@@ -3,7 +3,7 @@
 //!
 //! The password is kept in a [`Secret`], which never shows in `Debug` or `Display`.
 
-use crate::keys::unknown_message;
+use crate::fields::unknown_message;
 use crate::storage::keys::{normalize_prefix, DEFAULT_PREFIX};
 use crate::values::parse_duration;
 use std::fmt;
