@@ -106,3 +106,56 @@ async fn invalid_plugin_options_fail_validation() {
     assert!(!out.ok(), "{out:#?}");
     out.assert_mentions(&["plugins.bad", "status", "plugins.weird", "no_such_category"]);
 }
+
+#[tokio::test]
+async fn request_id_is_kept_or_made_and_sent_both_ways() {
+    let s = Single::start_with(
+        "plugins = [\"rid\"]\nproxy_set_headers = [\"X-Seen-Id: $request_id\"]",
+        "",
+        "[plugins.rid]\ncategory = \"request_id\"\nheader_name = \"X-Trace\"",
+    )
+    .await;
+    let req = |id: Option<&str>| {
+        let r = s.client.request(reqwest::Method::GET, "r.test", "/");
+        match id {
+            Some(id) => r.header("x-trace", id),
+            None => r,
+        }
+    };
+
+    // A sane client id is kept: the upstream, the variable and the client all see it.
+    let kept = Client::send(req(Some("abc-123"))).await.expect_status(200);
+    assert_eq!(kept.header("x-trace"), Some("abc-123"));
+    let echo = kept.echo();
+    assert_eq!(echo.headers["x-trace"], ["abc-123"]);
+    assert_eq!(echo.headers["x-seen-id"], ["abc-123"]);
+
+    // None sent, or a hostile one: a fresh uuid replaces it everywhere.
+    for sent in [None, Some("evil value\"<x>"), Some(&*"x".repeat(300))] {
+        let r = Client::send(req(sent)).await.expect_status(200);
+        let id = r
+            .header("x-trace")
+            .expect("an id on the response")
+            .to_string();
+        assert_eq!(id.len(), 36, "{id}");
+        assert_ne!(Some(id.as_str()), sent);
+        let echo = r.echo();
+        assert_eq!(echo.headers["x-trace"], [id.clone()]);
+        assert_eq!(echo.headers["x-seen-id"], [id]);
+    }
+}
+
+#[tokio::test]
+async fn request_id_options_are_checked() {
+    let config = OneRoute {
+        port: free_port(),
+        upstream: "addrs = [\"127.0.0.1:9\"]",
+        location: "plugins = [\"rid\"]",
+        extra: "[plugins.rid]\ncategory = \"request_id\"\nheader_name = \"bad name\"\nalgorithm = \"uuid7\"",
+        ..Default::default()
+    }
+    .toml();
+    let out = Louailink::check(&config);
+    assert!(!out.ok(), "{out:#?}");
+    out.assert_mentions(&["plugins.rid", "header_name", "algorithm", "uuid, hex"]);
+}

@@ -9,6 +9,7 @@ pub mod builtin;
 mod chain;
 mod mock;
 mod ping;
+mod request_id;
 
 pub use chain::Chain;
 
@@ -27,7 +28,11 @@ use std::sync::{Arc, Mutex};
 
 /// Every built-in plugin's behaviour, by category (the options side is
 /// `louailink_shared::plugins::REGISTRY`; a test checks both list the same categories).
-const REGISTRY: &[(&str, Builder)] = &[builder::<ping::Ping>(), builder::<mock::Mock>()];
+const REGISTRY: &[(&str, Builder)] = &[
+    builder::<ping::Ping>(),
+    builder::<mock::Mock>(),
+    builder::<request_id::RequestId>(),
+];
 
 /// The phases a plugin takes part in; it is put only in those phases' lists.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -12,11 +12,17 @@ use serde_json::{Map, Value};
 
 mod mock;
 mod ping;
+mod request_id;
 pub use mock::MockOptions;
 pub use ping::PingOptions;
+pub use request_id::RequestIdOptions;
 
 /// Every built-in plugin: its category and how its options are checked.
-const REGISTRY: &[Entry] = &[entry::<PingOptions>(), entry::<MockOptions>()];
+const REGISTRY: &[Entry] = &[
+    entry::<PingOptions>(),
+    entry::<MockOptions>(),
+    entry::<RequestIdOptions>(),
+];
 
 /// Problems found in a plugin's options: `(key, message)`, key `None` for the whole plugin.
 pub type Problems = Vec<(Option<String>, String)>;
@@ -183,9 +189,12 @@ mod tests {
         assert_eq!(keys(&e), ["category"]);
         assert!(e[0].1.contains("did you mean \"mock\""), "{e:?}");
         let e = check_plugin(&conf(serde_json::json!({"category": "zzzzzzzz"}))).unwrap_err();
-        assert!(e[0].1.contains("known: ping, mock"), "{e:?}");
+        assert!(e[0].1.contains("known: ping, mock, request_id"), "{e:?}");
         let e = check_plugin(&conf(serde_json::json!({"path": "/"}))).unwrap_err();
-        assert!(e[0].1.contains("required; one of ping, mock"), "{e:?}");
+        assert!(
+            e[0].1.contains("required; one of ping, mock, request_id"),
+            "{e:?}"
+        );
     }
 
     #[test]
