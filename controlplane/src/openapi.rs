@@ -2,6 +2,7 @@
 //! checked against the router's [`crate::api::rest::ROUTES`] (unit test here, and end to end
 //! by calling every documented operation).
 
+use louailink_shared::KINDS;
 use serde_json::{json, Value};
 
 fn error_responses(codes: &[&str]) -> Value {
@@ -61,7 +62,7 @@ fn json_body(s: Value) -> Value {
 
 /// The document.
 pub fn document() -> Value {
-    let kind = json!({"name": "kind", "in": "path", "required": true, "schema": {"type": "string", "enum": ["servers", "locations", "upstreams", "plugins", "certificates"]}});
+    let kind = json!({"name": "kind", "in": "path", "required": true, "schema": {"type": "string", "enum": KINDS}});
     let name =
         json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}});
     let if_match = json!({"name": "If-Match", "in": "header", "required": false, "description": "compare-and-swap: the revision last read (its ETag); 0 = must not exist", "schema": {"type": "string"}});

@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use futures_util::stream::{self, Stream, StreamExt};
+use louailink_shared::Kind;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::convert::Infallible;
@@ -197,7 +198,8 @@ async fn delete_item(
 }
 
 async fn get_basic(state: State<AppState>, caller: Extension<Caller>) -> ApiResult {
-    get_item(state, caller, Path(("basic".into(), String::new()))).await
+    let path = Path((Kind::Basic.to_string(), String::new()));
+    get_item(state, caller, path).await
 }
 
 async fn put_basic(
@@ -208,7 +210,10 @@ async fn put_basic(
 ) -> ApiResult {
     let if_match = if_match(&headers)?;
     let value = json_body(&body)?;
-    let outcome = s.service.put(&caller, "basic", "", value, if_match).await?;
+    let outcome = s
+        .service
+        .put(&caller, Kind::Basic.as_str(), "", value, if_match)
+        .await?;
     Ok(written(outcome, false))
 }
 
