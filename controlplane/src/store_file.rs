@@ -53,8 +53,11 @@ fn version_of(text: &str) -> i64 {
 }
 
 impl FileBackend {
-    /// A store on `dir` (created if missing).
+    /// A store on `dir` (created if missing, but not its parent).
     pub fn open(dir: &Path, history_limit: usize) -> Result<Self, StoreError> {
+        if !dir.is_dir() {
+            std::fs::create_dir(dir).map_err(|e| io_error("cannot create", dir, e))?;
+        }
         std::fs::create_dir_all(dir.join(META_DIR).join("history"))
             .map_err(|e| io_error("cannot create", dir, e))?;
         Ok(FileBackend {
