@@ -15,6 +15,7 @@
 
 use crate::store_file::config_files;
 use louailink_shared::storage::etcd::item_json;
+use louailink_shared::storage::ItemKey;
 use louailink_shared::{parse_text, Format};
 use serde_json::{json, Map, Value};
 use std::io::Write as _;
@@ -368,19 +369,10 @@ pub fn read_config(path: &Path) -> Result<String, CtlError> {
                 continue;
             }
         };
-        let with_basic = loaded.sources.has_item("basic", "");
-        for (key, item) in crate::store_file::items_of(&loaded.config, with_basic) {
+        for (kind, name, item) in loaded.written_items() {
+            let key = ItemKey::of(kind, name);
             let value = item_json(&item).map_err(|e| CtlError::Files(e.to_string()))?;
-            let duplicate = if key.kind == "basic" {
-                root.insert("basic".into(), value).is_some()
-            } else {
-                let kind = root
-                    .entry(key.kind.to_string())
-                    .or_insert_with(|| Value::Object(Map::new()));
-                kind.as_object_mut()
-                    .is_some_and(|m| m.insert(key.name.clone(), value).is_some())
-            };
-            if duplicate {
+            if key.put_in(&mut root, value).is_some() {
                 errors.push(format!("{}: {key} is defined twice", file.display()));
             }
         }

@@ -92,7 +92,7 @@ impl Record {
                         fields: Vec::new(),
                     });
                 }
-                let kind = ItemKey::from_label(&c.item).map_or("", |k| k.kind);
+                let kind = ItemKey::from_label(&c.item).map_or("", |k| k.kind.as_str());
                 item_change(kind, &c.item, c.before.as_ref(), c.after.as_ref())
             })
             .collect();

@@ -4,7 +4,7 @@
 //!
 //! | module | concept |
 //! |---|---|
-//! | [`service`] | every operation: validated writes, dry runs, import/export, history, rollback |
+//! | [`service`] | every operation: validated writes, dry runs, import/export, history, rollback (the facade; its answer types in `service::types`, the write planner in `service/plan.rs`, the guarded write path in `service/write.rs`) |
 //! | [`store`], [`store_etcd`], [`store_file`] | where the config lives; guarded commits |
 //! | [`auth`] | bearer tokens, roles, failed-auth rate limit |
 //! | [`history`], [`diff`] | history records, field-level diffs, secret hashing |

@@ -7,7 +7,6 @@ use louailink_control::ctl::{self, CtlArgs};
 use louailink_control::history::DEFAULT_LIMIT;
 use louailink_control::server::{self, Options, StoreSpec};
 use louailink_control::webhook::Retry;
-use louailink_shared::storage::EtcdSpec;
 use louailink_shared::values::parse_duration;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,11 +41,12 @@ struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:7001")]
     grpc: String,
     /// The etcd cluster and prefix: etcd://host:2379[,host2:2379]/prefix?user=…&password=…&ca=…
-    #[arg(long, conflicts_with = "storage", required_unless_present = "storage")]
-    etcd: Option<String>,
-    /// A directory of config files instead of etcd (single node).
     #[arg(long)]
-    storage: Option<PathBuf>,
+    etcd: Option<String>,
+    /// Where the config lives, like the data plane's -c: etcd://… (as --etcd) or a directory
+    /// of config files (single node; created if only the last directory is missing).
+    #[arg(long)]
+    storage: Option<String>,
     /// An admin token (reads and writes); repeatable. LOUAILINK_TOKEN adds one more.
     #[arg(long = "token")]
     tokens: Vec<String>,
@@ -109,11 +109,7 @@ async fn shutdown_signal() {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logs(args.log.as_ref())?;
-    let store = match (&args.etcd, &args.storage) {
-        (Some(url), _) => StoreSpec::Etcd(EtcdSpec::parse(url)?),
-        (None, Some(dir)) => StoreSpec::Dir(dir.clone()),
-        (None, None) => anyhow::bail!("give --etcd etcd://… or --storage <dir>"),
-    };
+    let store = StoreSpec::from_flags(args.etcd.as_deref(), args.storage.as_deref())?;
     let mut tokens = args.tokens;
     if let Ok(t) = std::env::var("LOUAILINK_TOKEN") {
         if !t.is_empty() {

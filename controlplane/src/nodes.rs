@@ -17,7 +17,7 @@
 use crate::events::Events;
 use crate::store::{NodeEntry, Store};
 use louailink_shared::storage::{NodeState, NodeStatus, Rejected};
-use louailink_shared::{decode_item, Item};
+use louailink_shared::{decode_item, Item, Kind};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -341,7 +341,7 @@ async fn poll(store: &Store, events: &Events, tracker: &mut Tracker) -> Vec<Pend
         },
     };
     let webhook = basic
-        .and_then(|v| decode_item("basic", "", v).ok())
+        .and_then(|v| decode_item(Kind::Basic, "", v).ok())
         .and_then(|item| match item {
             Item::Basic(b) => b.webhook,
             _ => None,

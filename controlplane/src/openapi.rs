@@ -2,6 +2,8 @@
 //! checked against the router's [`crate::api::rest::ROUTES`] (unit test here, and end to end
 //! by calling every documented operation).
 
+use louailink_shared::kind::KIND_NAMES;
+use louailink_shared::KINDS;
 use serde_json::{json, Value};
 
 fn error_responses(codes: &[&str]) -> Value {
@@ -61,11 +63,19 @@ fn json_body(s: Value) -> Value {
 
 /// The document.
 pub fn document() -> Value {
-    let kind = json!({"name": "kind", "in": "path", "required": true, "schema": {"type": "string", "enum": ["servers", "locations", "upstreams", "plugins", "certificates"]}});
+    let kind = json!({"name": "kind", "in": "path", "required": true, "schema": {"type": "string", "enum": KINDS}});
     let name =
         json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}});
     let if_match = json!({"name": "If-Match", "in": "header", "required": false, "description": "compare-and-swap: the revision last read (its ETag); 0 = must not exist", "schema": {"type": "string"}});
     let format = json!({"name": "format", "in": "query", "required": false, "schema": {"type": "string", "enum": ["toml", "json", "yaml"]}});
+    let merge = json!({"name": "merge", "in": "query", "required": false, "description": "keep the stored items the document does not mention", "schema": {"type": "boolean"}});
+    let mut kinds = serde_json::Map::new();
+    for kind in KIND_NAMES {
+        kinds.insert(
+            kind.into(),
+            json!({"type": "object", "additionalProperties": true}),
+        );
+    }
     let read_errors = ["401", "404", "429", "503"];
     let write_errors = ["400", "401", "403", "404", "409", "412", "429", "503"];
     let item_value = json!({"type": "object", "description": "the item's fields, as in the TOML", "additionalProperties": true});
@@ -87,7 +97,8 @@ pub fn document() -> Value {
                 "Item": {"type": "object", "properties": {"kind": {"type": "string"}, "name": {"type": "string"}, "revision": {"type": "integer"}, "value": item_value}},
                 "ItemList": {"type": "object", "properties": {"items": {"type": "array", "items": schema("Item")}, "revision": {"type": "integer"}}},
                 "WriteOutcome": {"type": "object", "properties": {"revision": {"type": "integer"}, "generation": {"type": "integer"}, "history_ids": {"type": "array", "items": {"type": "integer"}}, "added": {"type": "array", "items": {"type": "string"}}, "modified": {"type": "array", "items": {"type": "string"}}, "removed": {"type": "array", "items": {"type": "string"}}, "steps": {"type": "integer"}}},
-                "ValidateRequest": {"type": "object", "description": "one item (kind, name, value) or a whole config (text, format, replace)", "properties": {"kind": {"type": "string"}, "name": {"type": "string"}, "value": {"type": "object"}, "text": {"type": "string"}, "format": {"type": "string"}, "replace": {"type": "boolean"}}},
+                "ConfigDocument": {"type": "object", "description": "a whole config, as GET /api/v1/config?format=json exports it: basic and a table per kind", "properties": kinds},
+                "ValidateRequest": {"type": "object", "description": "one item (kind, name, value) or a whole config text (text, format, replace: true by default)", "properties": {"kind": {"type": "string"}, "name": {"type": "string"}, "value": {"type": "object"}, "text": {"type": "string"}, "format": {"type": "string"}, "replace": {"type": "boolean"}}},
                 "ValidateOutcome": {"type": "object", "properties": {"valid": {"type": "boolean"}, "added": {"type": "array", "items": {"type": "string"}}, "modified": {"type": "array", "items": {"type": "string"}}, "removed": {"type": "array", "items": {"type": "string"}}, "steps": {"type": "integer"}}},
                 "HistoryEntry": {"type": "object", "properties": {"id": {"type": "integer"}, "revision": {"type": "integer"}, "time": {"type": "string"}, "actor": {"type": "string"}, "action": {"type": "string"}, "truncated": {"type": "boolean"}, "changes": {"type": "array", "items": {"type": "object", "properties": {"item": {"type": "string"}, "action": {"type": "string", "enum": ["added", "removed", "modified"]}, "fields": {"type": "array", "items": {"type": "object", "properties": {"path": {"type": "string"}, "before": {}, "after": {}}}}}}}}},
                 "Node": {"type": "object", "properties": {"id": {"type": "string"}, "host": {"type": "string"}, "version": {"type": "string"}, "applied_revision": {"type": "integer"}, "in_sync": {"type": "boolean"}, "config_hash": {"type": "string"}, "status": {"type": "string"}, "rejected": {"type": "array", "items": {"type": "object", "properties": {"key": {"type": "string"}, "revision": {"type": "integer"}, "error": {"type": "string"}}}}, "alarms": {"type": "array", "items": {"type": "string"}}, "backends": {"type": "array", "items": {"type": "object", "properties": {"upstream": {"type": "string"}, "addr": {"type": "string"}, "healthy": {"type": "boolean"}}}}, "started_at": {"type": "string"}, "last_seen": {"type": "string"}}},
@@ -100,12 +111,17 @@ pub fn document() -> Value {
             "/api/v1/config": {
                 "get": op("export the whole config", json!([format]), None, ("200", json!({"description": "TOML or JSON text; ETag = revision"})), &read_errors),
                 "put": op("import a whole config (TOML, JSON or YAML) as one change; merge=true keeps items not mentioned",
-                    json!([format, {"name": "merge", "in": "query", "required": false, "schema": {"type": "boolean"}}]),
-                    Some(json!({"required": true, "content": {"application/toml": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "object"}}, "application/yaml": {"schema": {"type": "string"}}}})),
+                    json!([format, merge]),
+                    Some(json!({"required": true, "content": {"application/toml": {"schema": {"type": "string"}}, "application/json": {"schema": schema("ConfigDocument")}, "application/yaml": {"schema": {"type": "string"}}}})),
                     ("200", ok("written", schema("WriteOutcome"))), &write_errors)
             },
-            "/api/v1/validate": {"post": op("dry run: a valid change answers what it would do; an invalid one the error the write would get",
-                json!([]), Some(json_body(schema("ValidateRequest"))), ("200", ok("valid", schema("ValidateOutcome"))), &["400", "401", "404", "409", "429", "503"])},
+            "/api/v1/validate": {"post": op("dry run: a valid change answers what it would do; an invalid one the error the write would get. The body is one item or a config text as JSON (ValidateRequest), or a whole config document exactly as PUT /api/v1/config takes it (so an export validates as is; merge=true keeps items it does not mention)",
+                json!([format, merge]),
+                Some(json!({"required": true, "content": {
+                    "application/json": {"schema": {"anyOf": [schema("ValidateRequest"), schema("ConfigDocument")]}},
+                    "application/toml": {"schema": {"type": "string"}},
+                    "application/yaml": {"schema": {"type": "string"}}}})),
+                ("200", ok("valid", schema("ValidateOutcome"))), &["400", "401", "404", "409", "429", "503"])},
             "/api/v1/history": {"get": op("changes, newest first, with field-level diffs (secrets hashed)",
                 json!([{"name": "limit", "in": "query", "schema": {"type": "integer"}}, {"name": "item", "in": "query", "schema": {"type": "string"}, "description": "e.g. locations.api"}]),
                 None, ("200", ok("entries", json!({"type": "object", "properties": {"entries": {"type": "array", "items": schema("HistoryEntry")}}}))), &read_errors)},

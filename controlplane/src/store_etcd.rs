@@ -8,9 +8,9 @@ use crate::store::{NodeEntry, Snapshot, StoreError, Stored, Write};
 use etcd_client::{Compare, CompareOp, GetOptions, SortOrder, SortTarget};
 use louailink_shared::storage::etcd::parse_generation;
 use louailink_shared::storage::{
-    Committed, EtcdError, EtcdSpec, EtcdStore, Expected, ItemKey, KeyKind, NodeStatus, RawOp,
+    Committed, EtcdError, EtcdSpec, EtcdStore, Expected, KeyKind, NodeStatus, RawOp,
 };
-use louailink_shared::KINDS;
+use louailink_shared::{check_name, Kind};
 use serde_json::Value;
 use std::future::Future;
 use std::time::Duration;
@@ -95,9 +95,9 @@ impl EtcdBackend {
             match keys.parse(&entry.key) {
                 Some(KeyKind::Item(key)) => {
                     // A hand-written key with a bad name is not an item the API can name.
-                    let Ok(key) = ItemKey::new(key.kind, &key.name) else {
+                    if key.kind.is_named() && check_name(&key.name).is_err() {
                         continue;
-                    };
+                    }
                     let (value, not_json) = match serde_json::from_slice::<Value>(&entry.value) {
                         Ok(v) => (v, None),
                         Err(e) => (
@@ -139,7 +139,7 @@ impl EtcdBackend {
         // No config key was written after the snapshot (also by hand, outside the API).
         let next = write.since.saturating_add(1);
         compares.push(Compare::mod_revision(keys.basic(), CompareOp::Less, next));
-        for kind in KINDS {
+        for kind in Kind::NAMED {
             compares.push(
                 Compare::mod_revision(keys.kind_dir(kind), CompareOp::Less, next).with_prefix(),
             );

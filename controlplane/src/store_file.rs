@@ -17,8 +17,8 @@ use crate::store::{Snapshot, StoreError, Stored, Write};
 use louailink_shared::storage::digest::sha256_hex;
 use louailink_shared::storage::etcd::item_json;
 use louailink_shared::storage::{Change, Committed, Expected, ItemKey};
-use louailink_shared::{parse_text, Config, Format, Item};
-use serde_json::{json, Value};
+use louailink_shared::{parse_text, Format};
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -53,8 +53,11 @@ fn version_of(text: &str) -> i64 {
 }
 
 impl FileBackend {
-    /// A store on `dir` (created if missing).
+    /// A store on `dir` (created if missing, but not its parent).
     pub fn open(dir: &Path, history_limit: usize) -> Result<Self, StoreError> {
+        if !dir.is_dir() {
+            std::fs::create_dir(dir).map_err(|e| io_error("cannot create", dir, e))?;
+        }
         std::fs::create_dir_all(dir.join(META_DIR).join("history"))
             .map_err(|e| io_error("cannot create", dir, e))?;
         Ok(FileBackend {
@@ -149,7 +152,8 @@ impl FileBackend {
             let loaded = parse_text(&text, format, Some(&file)).map_err(|e| {
                 StoreError::Failed(format!("the config directory does not parse:\n{e}"))
             })?;
-            for (key, item) in items_of(&loaded.config, loaded.sources.has_item("basic", "")) {
+            for (kind, name, item) in loaded.written_items() {
+                let key = ItemKey::of(kind, name);
                 let value =
                     item_json(&item).map_err(|e| io_error("cannot encode an item of", &file, e))?;
                 let revision = version_of(&value.to_string());
@@ -194,11 +198,9 @@ impl FileBackend {
 
     /// The file an item written by the API lives in.
     fn own_file(&self, key: &ItemKey, ext: &str) -> PathBuf {
-        if key.kind == "basic" {
-            self.dir.join("basic").join(format!("basic.{ext}"))
-        } else {
-            self.dir.join(key.kind).join(format!("{}.{ext}", key.name))
-        }
+        let kind = key.kind.as_str();
+        let name = if key.kind.is_named() { &key.name } else { kind };
+        self.dir.join(kind).join(format!("{name}.{ext}"))
     }
 
     fn apply(
@@ -213,11 +215,9 @@ impl FileBackend {
         let Change::Put { value, .. } = change else {
             return Ok(());
         };
-        let doc = if key.kind == "basic" {
-            json!({ "basic": value })
-        } else {
-            json!({ key.kind: { key.name.clone(): value } })
-        };
+        let mut doc = Map::new();
+        key.put_in(&mut doc, value.clone());
+        let doc = Value::Object(doc);
         let (path, text) = match toml::to_string(&doc) {
             Ok(text) => (self.own_file(key, "toml"), text),
             Err(_) => {
@@ -257,34 +257,6 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| StoreError::Failed(format!("file store task failed: {e}")))?
-}
-
-/// The items of a config (`basic` only when the file wrote it).
-pub fn items_of(config: &Config, with_basic: bool) -> Vec<(ItemKey, Item)> {
-    let mut items = Vec::new();
-    if with_basic {
-        items.push((ItemKey::basic(), Item::Basic(config.basic.clone())));
-    }
-    let key = |kind: &'static str, name: &String| ItemKey {
-        kind,
-        name: name.clone(),
-    };
-    for (n, v) in &config.servers {
-        items.push((key("servers", n), Item::Server(v.clone())));
-    }
-    for (n, v) in &config.locations {
-        items.push((key("locations", n), Item::Location(v.clone())));
-    }
-    for (n, v) in &config.upstreams {
-        items.push((key("upstreams", n), Item::Upstream(v.clone())));
-    }
-    for (n, v) in &config.plugins {
-        items.push((key("plugins", n), Item::Plugin(v.clone())));
-    }
-    for (n, v) in &config.certificates {
-        items.push((key("certificates", n), Item::Certificate(v.clone())));
-    }
-    items
 }
 
 /// Every config file under `dir` (recursively, hidden entries skipped), sorted.
@@ -336,12 +308,13 @@ fn remove_item(file: &Path, key: &ItemKey) -> Result<(), StoreError> {
             let mut doc: toml_edit::DocumentMut = text
                 .parse()
                 .map_err(|e| io_error("cannot parse", file, e))?;
-            if key.kind == "basic" {
-                doc.remove("basic");
-            } else if let Some(table) = doc.get_mut(key.kind).and_then(|t| t.as_table_like_mut()) {
+            let kind = key.kind.as_str();
+            if !key.kind.is_named() {
+                doc.remove(kind);
+            } else if let Some(table) = doc.get_mut(kind).and_then(|t| t.as_table_like_mut()) {
                 table.remove(&key.name);
                 if table.is_empty() {
-                    doc.remove(key.kind);
+                    doc.remove(kind);
                 }
             }
             (!doc.as_table().is_empty()).then(|| doc.to_string())
@@ -354,14 +327,7 @@ fn remove_item(file: &Path, key: &ItemKey) -> Result<(), StoreError> {
                 _ => serde_json::from_str(&text).map_err(|e| io_error("cannot parse", file, e))?,
             };
             if let Value::Object(obj) = &mut root {
-                if key.kind == "basic" {
-                    obj.remove("basic");
-                } else if let Some(Value::Object(kind)) = obj.get_mut(key.kind) {
-                    kind.remove(&key.name);
-                    if kind.is_empty() {
-                        obj.remove(key.kind);
-                    }
-                }
+                key.take_from(obj);
             }
             let empty = root.as_object().is_some_and(|o| o.is_empty());
             let encoded = match format {
@@ -400,6 +366,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn items_are_taken_out_of_shared_files() {

@@ -11,17 +11,17 @@
 
 use crate::error::ConfigErrors;
 use crate::formats::Format;
-use crate::items::Item;
+use crate::kind::Kind;
 use crate::loader::{collect_files, load, parse_text};
-use crate::model::{Config, KINDS};
+use crate::model::Config;
 use crate::sources::SourceMap;
 use crate::validate::validate_since;
 use ahash::{HashMap, HashSet, RandomState};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// An item's kind (`"basic"` or one of [`KINDS`]) and name (`""` for `basic`).
-type ItemKey = (&'static str, Box<str>);
+/// An item's kind and name (`""` for `basic`).
+type ItemKey = (Kind, Box<str>);
 
 /// What the last load made of each segment: the items it defined, by a keyed hash of the
 /// segment's format and text (the key is random per index, so texts cannot be crafted to
@@ -97,33 +97,29 @@ fn fast_path(path: &Path, index: &SegmentIndex, base: &Config) -> Option<Reloade
             let items = match index.segments.get(&key) {
                 Some(items) => {
                     for (kind, name) in items.iter() {
-                        Item::cloned_from(base, kind, name)?.insert_into(&mut config, name);
+                        base.item(*kind, name)?.insert_into(&mut config, name);
                     }
                     Arc::clone(items)
                 }
                 None => {
                     parsed += 1;
                     let loaded = parse_text(segment, format, None).ok()?;
-                    let items = items_of(&loaded.sources)?;
+                    let items = segment_items(&loaded.sources)?;
                     for (kind, name) in items.iter() {
-                        Item::cloned_from(&loaded.config, kind, name)?
+                        loaded
+                            .config
+                            .item(*kind, name)?
                             .insert_into(&mut config, name);
                     }
                     items
                 }
             };
             written += items.len();
-            basics += items.iter().filter(|(kind, _)| *kind == "basic").count();
+            basics += items.iter().filter(|(kind, _)| !kind.is_named()).count();
             next.segments.insert(key, items);
         }
     }
-    let c = &config;
-    let named = c.servers.len()
-        + c.locations.len()
-        + c.upstreams.len()
-        + c.plugins.len()
-        + c.certificates.len();
-    if basics > 1 || written != named + basics {
+    if basics > 1 || written != config.named_count() + basics {
         return None;
     }
     validate_since(&config, &SourceMap::default(), Some(base)).ok()?;
@@ -146,14 +142,11 @@ fn config_files(path: &Path) -> Option<Vec<PathBuf>> {
     errors.is_empty().then_some(files)
 }
 
-/// The items a segment defined, with their kinds as the static names of [`KINDS`].
-fn items_of(sources: &SourceMap) -> Option<Arc<[ItemKey]>> {
+/// The items a segment defined.
+fn segment_items(sources: &SourceMap) -> Option<Arc<[ItemKey]>> {
     sources
         .items()
-        .map(|(kind, name)| {
-            let kind = std::iter::once("basic").chain(KINDS).find(|k| *k == kind)?;
-            Some((kind, name.into()))
-        })
+        .map(|(kind, name)| Some((kind.parse().ok()?, name.into())))
         .collect()
 }
 

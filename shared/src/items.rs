@@ -3,89 +3,21 @@
 
 use crate::error::ConfigError;
 use crate::fields::{decode_fields, fields_of, unknown_message};
-use crate::model::{
-    Basic, CertificateConf, Config, LocationConf, PluginConf, ServerConf, UpstreamConf, Webhook,
-    KINDS,
-};
+use crate::kind::{Kind, KIND_NAMES};
+use crate::model::{Basic, PluginConf, Webhook};
 use crate::sources::item_label;
+pub use crate::table::Item;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-/// One decoded item of any kind.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Item {
-    /// The `basic` item.
-    Basic(Basic),
-    /// A `servers` item.
-    Server(ServerConf),
-    /// A `locations` item.
-    Location(LocationConf),
-    /// An `upstreams` item.
-    Upstream(UpstreamConf),
-    /// A `plugins` item.
-    Plugin(PluginConf),
-    /// A `certificates` item.
-    Certificate(CertificateConf),
-}
-
-impl Item {
-    /// The kind this item belongs to (`"basic"`, `"servers"`, ...).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Item::Basic(_) => "basic",
-            Item::Server(_) => "servers",
-            Item::Location(_) => "locations",
-            Item::Upstream(_) => "upstreams",
-            Item::Plugin(_) => "plugins",
-            Item::Certificate(_) => "certificates",
-        }
-    }
-
-    /// A copy of item `(kind, name)` of `config` (`basic` for the kind `"basic"`), if it has one.
-    pub fn cloned_from(config: &Config, kind: &str, name: &str) -> Option<Item> {
-        Some(match kind {
-            "basic" => Item::Basic(config.basic.clone()),
-            "servers" => Item::Server(config.servers.get(name)?.clone()),
-            "locations" => Item::Location(config.locations.get(name)?.clone()),
-            "upstreams" => Item::Upstream(config.upstreams.get(name)?.clone()),
-            "plugins" => Item::Plugin(config.plugins.get(name)?.clone()),
-            "certificates" => Item::Certificate(config.certificates.get(name)?.clone()),
-            _ => return None,
-        })
-    }
-
-    /// Puts the item into `config` under `name` (ignored for `basic`), replacing any previous one.
-    pub fn insert_into(self, config: &mut Config, name: &str) {
-        let name = name.to_string();
-        match self {
-            Item::Basic(b) => config.basic = b,
-            Item::Server(s) => {
-                config.servers.insert(name, s);
-            }
-            Item::Location(l) => {
-                config.locations.insert(name, l);
-            }
-            Item::Upstream(u) => {
-                config.upstreams.insert(name, u);
-            }
-            Item::Plugin(p) => {
-                config.plugins.insert(name, p);
-            }
-            Item::Certificate(c) => {
-                config.certificates.insert(name, c);
-            }
-        }
-    }
-}
-
 /// Keys accepted under another name: `(kind, alias, primary)`.
-pub const ALIASES: &[(&str, &str, &str)] = &[
-    ("locations", "proxy_headers", "proxy_set_headers"),
-    ("locations", "headers", "response_headers"),
-    ("locations", "proxy_plugins", "plugins"),
+pub const ALIASES: &[(Kind, &str, &str)] = &[
+    (Kind::Locations, "proxy_headers", "proxy_set_headers"),
+    (Kind::Locations, "headers", "response_headers"),
+    (Kind::Locations, "proxy_plugins", "plugins"),
 ];
 
-pub(crate) fn aliases_of(kind: &str) -> Vec<(&'static str, &'static str)> {
+pub(crate) fn aliases_of(kind: Kind) -> Vec<(&'static str, &'static str)> {
     ALIASES
         .iter()
         .filter(|(k, _, _)| *k == kind)
@@ -112,9 +44,14 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Decodes one item of `kind` (`"basic"`, `"servers"`, ...) named `name` (ignored for
-/// `basic`) from its JSON value. Every bad key gets its own error.
-pub fn decode_item(kind: &str, name: &str, value: Value) -> Result<Item, Vec<ConfigError>> {
+/// The error for a top-level word of a config (or etcd key segment) that is not a kind.
+pub fn unknown_kind(word: &str) -> ConfigError {
+    ConfigError::new("", Some(word), unknown_message("kind", word, &KIND_NAMES))
+}
+
+/// Decodes one item of `kind` named `name` (ignored for `basic`) from its JSON value. Every
+/// bad key gets its own error.
+pub fn decode_item(kind: Kind, name: &str, value: Value) -> Result<Item, Vec<ConfigError>> {
     match decode_partial(kind, name, &value) {
         (Some(item), errors) if errors.is_empty() => Ok(item),
         (_, errors) => Err(errors),
@@ -124,13 +61,13 @@ pub fn decode_item(kind: &str, name: &str, value: Value) -> Result<Item, Vec<Con
 /// Decodes what can be decoded: the item (`None` when it is not an object at all) and the
 /// errors of its bad keys (without file positions).
 pub(crate) fn decode_partial(
-    kind: &str,
+    kind: Kind,
     name: &str,
     value: &Value,
 ) -> (Option<Item>, Vec<ConfigError>) {
-    let label = item_label(kind, name);
+    let label = item_label(kind.as_str(), name);
     let mut errors = Vec::new();
-    if kind != "basic" && KINDS.contains(&kind) {
+    if kind.is_named() {
         if let Err(e) = check_name(name) {
             errors.push(ConfigError::new(&label, None, e));
         }
@@ -151,36 +88,26 @@ pub(crate) fn decode_partial(
         }
     };
     let item = match kind {
-        "basic" => {
+        Kind::Basic => {
             let (basic, problems) = decode_basic(obj);
             push(problems);
             Item::Basic(basic)
         }
-        "servers" => Item::Server(decode_kind(kind, obj, &mut push)),
-        "locations" => Item::Location(decode_kind(kind, obj, &mut push)),
-        "upstreams" => Item::Upstream(decode_kind(kind, obj, &mut push)),
-        "certificates" => Item::Certificate(decode_kind(kind, obj, &mut push)),
-        "plugins" => {
+        Kind::Servers => Item::Server(decode_kind(kind, obj, &mut push)),
+        Kind::Locations => Item::Location(decode_kind(kind, obj, &mut push)),
+        Kind::Upstreams => Item::Upstream(decode_kind(kind, obj, &mut push)),
+        Kind::Certificates => Item::Certificate(decode_kind(kind, obj, &mut push)),
+        Kind::Plugins => {
             let (plugin, problems) = decode_plugin(obj);
             push(problems);
             Item::Plugin(plugin)
-        }
-        other => {
-            let mut known = vec!["basic"];
-            known.extend(KINDS);
-            errors.push(ConfigError::new(
-                "",
-                Some(other),
-                unknown_message("kind", other, &known),
-            ));
-            return (None, errors);
         }
     };
     (Some(item), errors)
 }
 
 fn decode_kind<T: DeserializeOwned + Default>(
-    kind: &str,
+    kind: Kind,
     obj: &Map<String, Value>,
     push: &mut impl FnMut(Vec<(Option<String>, String)>),
 ) -> T {
@@ -252,6 +179,7 @@ mod tests {
     use super::*;
     use crate::formats::Format;
     use crate::loader::parse_text;
+    use crate::model::{Config, LocationConf};
 
     #[test]
     fn whole_item_decoding_matches_key_by_key_decoding() {
@@ -262,15 +190,18 @@ mod tests {
         let Value::Object(obj) = &v else {
             panic!("not an object")
         };
-        let (slow, problems) = decode_fields::<LocationConf>(obj, &aliases_of("locations"));
+        let (slow, problems) = decode_fields::<LocationConf>(obj, &aliases_of(Kind::Locations));
         assert_eq!(problems, []);
-        assert_eq!(decode_item("locations", "a", v), Ok(Item::Location(slow)));
+        assert_eq!(
+            decode_item(Kind::Locations, "a", v),
+            Ok(Item::Location(slow))
+        );
     }
 
     #[test]
     fn decode_item_for_etcd() {
         let v = serde_json::json!({"path": "/api", "upstream": "u", "proxy_plugins": ["p"]});
-        let Item::Location(l) = decode_item("locations", "api", v).unwrap() else {
+        let Item::Location(l) = decode_item(Kind::Locations, "api", v).unwrap() else {
             panic!("not a location")
         };
         assert_eq!(
@@ -278,7 +209,7 @@ mod tests {
             (Some("/api"), ["p".to_string()].as_slice())
         );
         let e = decode_item(
-            "locations",
+            Kind::Locations,
             "api",
             serde_json::json!({"paht": "/", "weight": "high"}),
         )
@@ -296,10 +227,10 @@ mod tests {
                 .any(|s| s.starts_with("locations.api: key \"weight\": invalid type")),
             "{shown:?}"
         );
-        let b = decode_item("basic", "", serde_json::json!({"threads": 2})).unwrap();
-        assert_eq!(b.kind(), "basic");
+        let b = decode_item(Kind::Basic, "", serde_json::json!({"threads": 2})).unwrap();
+        assert_eq!(b.kind(), Kind::Basic);
         let p = decode_item(
-            "plugins",
+            Kind::Plugins,
             "m",
             serde_json::json!({"category": "mock", "status": 204}),
         )
@@ -311,13 +242,20 @@ mod tests {
             (p.category.as_str(), &p.options["status"]),
             ("mock", &serde_json::json!(204))
         );
-        assert!(decode_item("plugins", "m", serde_json::json!({"category": 1})).is_err());
-        assert!(decode_item("routes", "m", serde_json::json!({})).is_err());
-        assert!(decode_item("servers", "a/b", serde_json::json!({})).is_err());
+        assert!(decode_item(Kind::Plugins, "m", serde_json::json!({"category": 1})).is_err());
+        assert_eq!(
+            unknown_kind("routes").to_string(),
+            "key \"routes\": unknown kind; known: basic, servers, locations, upstreams, plugins, certificates"
+        );
+        assert!(decode_item(Kind::Servers, "a/b", serde_json::json!({})).is_err());
         let mut config = Config::default();
-        decode_item("upstreams", "u", serde_json::json!({"addrs": "1.2.3.4:80"}))
-            .unwrap()
-            .insert_into(&mut config, "u");
+        decode_item(
+            Kind::Upstreams,
+            "u",
+            serde_json::json!({"addrs": "1.2.3.4:80"}),
+        )
+        .unwrap()
+        .insert_into(&mut config, "u");
         assert_eq!(config.upstreams["u"].addrs.0, ["1.2.3.4:80"]);
     }
 

@@ -5,10 +5,10 @@
 //! JSON value per item, shares exactly the same rules.
 
 use crate::error::{ConfigError, ConfigErrors};
-use crate::fields::unknown_message;
 use crate::formats::{parse_tree, KeyPath, Tree};
-use crate::items::{decode_partial, type_name};
-use crate::model::{Config, KINDS};
+use crate::items::{decode_partial, type_name, unknown_kind};
+use crate::kind::{Kind, KINDS};
+use crate::model::Config;
 use crate::sources::item_label;
 use crate::validate::validate;
 use serde_json::Value;
@@ -26,6 +26,17 @@ pub struct Loaded {
     pub config: Config,
     /// File and line of each item and key.
     pub sources: SourceMap,
+}
+
+impl Loaded {
+    /// The items the sources wrote, with the table's order (see [`Config::items`]): every
+    /// named item, and `basic` only when a source wrote it.
+    pub fn written_items(&self) -> impl Iterator<Item = (Kind, &str, Item)> + '_ {
+        let with_basic = self.sources.has_item(Kind::Basic.as_str(), "");
+        self.config
+            .items()
+            .filter(move |(kind, _, _)| kind.is_named() || with_basic)
+    }
 }
 
 /// Everything gathered so far while loading: the partial config and all errors.
@@ -86,11 +97,10 @@ impl Parsed {
             self.loaded.sources.mark_incomplete();
             return;
         };
-        for (kind, value) in root {
-            if kind == "basic" {
-                self.add_item(&tree, file, "basic", "", value);
-            } else if KINDS.contains(&kind.as_str()) {
-                match value {
+        for (word, value) in root {
+            match word.parse::<Kind>() {
+                Ok(Kind::Basic) => self.add_item(&tree, file, Kind::Basic, "", value),
+                Ok(kind) => match value {
                     Value::Object(items) => {
                         for (name, item) in items {
                             self.add_item(&tree, file, kind, name, item);
@@ -100,18 +110,15 @@ impl Parsed {
                     other => {
                         let msg =
                             format!("must be a table of named items, not {}", type_name(other));
-                        let (f, l) = at(&[kind]);
+                        let (f, l) = at(&[word]);
                         self.errors
-                            .push(ConfigError::new(kind.as_str(), None, msg).at(f, l));
+                            .push(ConfigError::new(word.as_str(), None, msg).at(f, l));
                     }
+                },
+                Err(_) => {
+                    let (f, l) = at(&[word]);
+                    self.errors.push(unknown_kind(word).at(f, l));
                 }
-            } else {
-                let mut known = vec!["basic"];
-                known.extend(KINDS);
-                let (f, l) = at(&[kind]);
-                let msg = unknown_message("kind", kind, &known);
-                self.errors
-                    .push(ConfigError::new("", Some(kind), msg).at(f, l));
             }
         }
     }
@@ -121,20 +128,22 @@ impl Parsed {
         &mut self,
         tree: &Tree,
         file: Option<&Path>,
-        kind: &str,
+        kind: Kind,
         name: &str,
         value: &Value,
     ) {
+        // The source map is keyed by the kind's name.
+        let k = kind.as_str();
         // One path buffer, extended and cut back for each key: no allocation per lookup.
         let mut path = KeyPath::default();
-        path.push(kind);
-        if kind != "basic" {
+        path.push(k);
+        if kind.is_named() {
             path.push(name);
         }
         let line = tree.line_of(&path);
         let sources = &mut self.loaded.sources;
-        if sources.has_item(kind, name) {
-            let (first_file, first_line) = sources.locate(kind, name, None);
+        if sources.has_item(k, name) {
+            let (first_file, first_line) = sources.locate(k, name, None);
             let first = match (first_file, first_line) {
                 (Some(f), Some(l)) => format!("{}:{l}", f.display()),
                 (Some(f), None) => f.display().to_string(),
@@ -142,28 +151,28 @@ impl Parsed {
                 (None, None) => "another source".to_string(),
             };
             let msg = format!("defined twice: already defined at {first}");
-            let e = ConfigError::new(item_label(kind, name), None, msg)
+            let e = ConfigError::new(item_label(k, name), None, msg)
                 .at(file.map(Path::to_path_buf), line);
             self.errors.push(e);
             return;
         }
-        sources.record_item(kind, name, file, line);
+        sources.record_item(k, name, file, line);
         if let Value::Object(obj) = value {
             for (key, v) in obj {
                 let key_mark = path.push(key);
                 let key_line = tree.line_of(&path).or(line);
-                sources.record_key(kind, name, key, file, key_line);
+                sources.record_key(k, name, key, file, key_line);
                 if let Some((_, _, primary)) =
-                    ALIASES.iter().find(|(k, a, _)| *k == kind && a == key)
+                    ALIASES.iter().find(|(of, a, _)| *of == kind && a == key)
                 {
-                    sources.record_key(kind, name, primary, file, key_line);
-                    sources.record_alias(kind, name, primary, key);
+                    sources.record_key(k, name, primary, file, key_line);
+                    sources.record_alias(k, name, primary, key);
                 }
                 if let Value::Object(inner) = v {
                     for sub in inner.keys() {
                         let sub_mark = path.push(sub);
                         let sub_line = tree.line_of(&path).or(key_line);
-                        sources.record_key(kind, name, &format!("{key}.{sub}"), file, sub_line);
+                        sources.record_key(k, name, &format!("{key}.{sub}"), file, sub_line);
                         path.truncate(sub_mark);
                     }
                 }
@@ -172,12 +181,12 @@ impl Parsed {
         }
         let (item, errors) = decode_partial(kind, name, value);
         for e in errors {
-            let (f, l) = sources.locate(kind, name, e.key.as_deref());
+            let (f, l) = sources.locate(k, name, e.key.as_deref());
             self.errors.push(e.at(f, l));
         }
         match item {
             Some(item) => item.insert_into(&mut self.loaded.config, name),
-            None => sources.mark_broken(kind, name),
+            None => sources.mark_broken(k, name),
         }
     }
 
@@ -205,8 +214,10 @@ impl Parsed {
 /// The error for a key path written twice in one file (which the parser silently merged).
 fn duplicate_key(path: &[String], first_line: usize) -> ConfigError {
     let (item, key): (String, &[String]) = match path {
-        [basic, rest @ ..] if basic == "basic" => ("basic".into(), rest),
-        [kind, name, rest @ ..] if KINDS.contains(&kind.as_str()) => (item_label(kind, name), rest),
+        [basic, rest @ ..] if basic == Kind::Basic.as_str() => (basic.clone(), rest),
+        [kind, name, rest @ ..] if kind.parse().is_ok_and(Kind::is_named) => {
+            (item_label(kind, name), rest)
+        }
         _ => (String::new(), path),
     };
     if key.is_empty() {

@@ -26,14 +26,7 @@ pub struct Config {
     pub certificates: BTreeMap<String, CertificateConf>,
 }
 
-/// The kinds of named items (everything but `basic`).
-pub const KINDS: [&str; 5] = [
-    "servers",
-    "locations",
-    "upstreams",
-    "plugins",
-    "certificates",
-];
+pub use crate::kind::KINDS;
 
 /// Process-wide settings (`[basic]`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 //! parsing (validation, a rejected reload) can still name the file and line.
 
 use crate::error::ConfigError;
+use crate::kind::Kind;
 use ahash::HashMap;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,8 +53,8 @@ impl Eq for SourceMap {}
 
 /// The user-facing label of an item: `"basic"` or `"locations.api"`.
 pub fn item_label(kind: &str, name: &str) -> String {
-    if kind == "basic" {
-        "basic".to_string()
+    if kind == Kind::Basic.as_str() {
+        kind.to_string()
     } else {
         format!("{kind}.{name}")
     }

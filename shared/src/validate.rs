@@ -7,6 +7,7 @@ use crate::access_log::parse_access_log;
 use crate::certs::{check_domain, load_keyed};
 use crate::error::{ConfigError, ConfigErrors};
 use crate::fields::suggest;
+use crate::kind::Kind;
 use crate::model::Config;
 use crate::patterns::{
     capture_names, parse_algo, parse_backend, parse_health_check, parse_hosts, parse_path,
@@ -79,36 +80,22 @@ struct Check<'a> {
 }
 
 impl Check<'_> {
-    fn err(&mut self, kind: &str, name: &str, key: &str, message: impl Into<String>) {
+    fn err(&mut self, kind: Kind, name: &str, key: &str, message: impl Into<String>) {
         let key = (!key.is_empty()).then_some(key);
         self.errors
-            .push(self.sources.error(kind, name, key, message));
+            .push(self.sources.error(kind.as_str(), name, key, message));
     }
 
     /// Whether item `(kind, name)` exists (or was written but failed to decode: already reported).
-    fn exists(&self, kind: &str, name: &str) -> bool {
-        let c = self.config;
-        let present = match kind {
-            "servers" => c.servers.contains_key(name),
-            "locations" => c.locations.contains_key(name),
-            "upstreams" => c.upstreams.contains_key(name),
-            "plugins" => c.plugins.contains_key(name),
-            "certificates" => c.certificates.contains_key(name),
-            _ => false,
-        };
-        present || self.sources.is_broken(kind, name) || self.sources.is_incomplete()
+    fn exists(&self, kind: Kind, name: &str) -> bool {
+        self.config.has_item(kind, name)
+            || self.sources.is_broken(kind.as_str(), name)
+            || self.sources.is_incomplete()
     }
 
     /// `unknown location "x" (did you mean "y"?)`.
-    fn missing(&self, kind: &str, what: &str, name: &str) -> String {
-        let c = self.config;
-        let names: Vec<&str> = match kind {
-            "locations" => c.locations.keys().map(String::as_str).collect(),
-            "upstreams" => c.upstreams.keys().map(String::as_str).collect(),
-            "plugins" => c.plugins.keys().map(String::as_str).collect(),
-            _ => Vec::new(),
-        };
-        match suggest(name, names) {
+    fn missing(&self, kind: Kind, what: &str, name: &str) -> String {
+        match suggest(name, self.config.item_names(kind)) {
             Some(s) => format!("unknown {what} {name:?} (did you mean {s:?}?)"),
             None => format!("unknown {what} {name:?}: there is no {kind}.{name}"),
         }
@@ -120,7 +107,7 @@ impl Check<'_> {
             if p.parse::<ipnet::IpNet>().is_err() && p.parse::<IpAddr>().is_err() {
                 let msg =
                     format!("{p:?} is neither an IP address nor a CIDR (e.g. \"10.0.0.0/8\")");
-                self.err("basic", "", "trusted_proxies", msg);
+                self.err(Kind::Basic, "", "trusted_proxies", msg);
             }
         }
         if let Some(level) = &b.log_level {
@@ -129,16 +116,16 @@ impl Check<'_> {
                     "unknown log level {level:?}; one of {}",
                     LOG_LEVELS.join(", ")
                 );
-                self.err("basic", "", "log_level", msg);
+                self.err(Kind::Basic, "", "log_level", msg);
             }
         }
         if let Some(hook) = &b.webhook {
             let url = hook.url.trim();
             if url.is_empty() {
-                self.err("basic", "", "webhook.url", "is required");
+                self.err(Kind::Basic, "", "webhook.url", "is required");
             } else if !(url.starts_with("http://") || url.starts_with("https://")) {
                 self.err(
-                    "basic",
+                    Kind::Basic,
                     "",
                     "webhook.url",
                     "must be an http:// or https:// URL",
@@ -150,17 +137,17 @@ impl Check<'_> {
                         "unknown webhook type {kind:?}; one of {}",
                         WEBHOOK_TYPES.join(", ")
                     );
-                    self.err("basic", "", "webhook.type", msg);
+                    self.err(Kind::Basic, "", "webhook.type", msg);
                 }
             }
         }
         if let Some(addr) = &b.admin_addr {
             if addr.parse::<SocketAddr>().is_err() {
-                self.err("basic", "", "admin_addr", not_socket_addr(addr));
+                self.err(Kind::Basic, "", "admin_addr", not_socket_addr(addr));
             }
         }
         if b.threads == Some(0) {
-            self.err("basic", "", "threads", "must be at least 1");
+            self.err(Kind::Basic, "", "threads", "must be at least 1");
         }
     }
 
@@ -170,7 +157,7 @@ impl Check<'_> {
         for (name, s) in &config.servers {
             if s.addr.is_empty() {
                 self.err(
-                    "servers",
+                    Kind::Servers,
                     name,
                     "addr",
                     "no listen address; write e.g. \"0.0.0.0:80\"",
@@ -178,16 +165,21 @@ impl Check<'_> {
             }
             for addr in s.addr.iter() {
                 let Ok(sa) = addr.parse::<SocketAddr>() else {
-                    self.err("servers", name, "addr", not_socket_addr(addr));
+                    self.err(Kind::Servers, name, "addr", not_socket_addr(addr));
                     continue;
                 };
                 match listening.get(&sa) {
                     Some(other) if other == name => {
-                        self.err("servers", name, "addr", format!("{addr} is listed twice"));
+                        self.err(
+                            Kind::Servers,
+                            name,
+                            "addr",
+                            format!("{addr} is listed twice"),
+                        );
                     }
                     Some(other) => {
                         let msg = format!("{addr} is also the listen address of servers.{other}");
-                        self.err("servers", name, "addr", msg);
+                        self.err(Kind::Servers, name, "addr", msg);
                     }
                     None => {
                         listening.insert(sa, name);
@@ -195,23 +187,23 @@ impl Check<'_> {
                 }
             }
             for loc in s.locations.iter() {
-                if !self.exists("locations", loc) {
-                    let msg = self.missing("locations", "location", loc);
-                    self.err("servers", name, "locations", msg);
+                if !self.exists(Kind::Locations, loc) {
+                    let msg = self.missing(Kind::Locations, "location", loc);
+                    self.err(Kind::Servers, name, "locations", msg);
                 }
             }
             if s.threads == Some(0) {
-                self.err("servers", name, "threads", "must be at least 1");
+                self.err(Kind::Servers, name, "threads", "must be at least 1");
             }
             if s.tls && config.certificates.is_empty() && !self.sources.is_incomplete() {
                 let msg =
                     "tls = true but there are no certificates; add a [certificates.<name>] item";
-                self.err("servers", name, "tls", msg);
+                self.err(Kind::Servers, name, "tls", msg);
             }
             if let (Some(min), Some(max)) = (s.tls_min_version, s.tls_max_version) {
                 if min > max {
                     self.err(
-                        "servers",
+                        Kind::Servers,
                         name,
                         "tls_min_version",
                         "is above tls_max_version",
@@ -220,13 +212,13 @@ impl Check<'_> {
             }
             if let Some(spec) = &s.access_log {
                 if let Err(e) = parse_access_log(spec) {
-                    self.err("servers", name, "access_log", e);
+                    self.err(Kind::Servers, name, "access_log", e);
                 }
             }
             if let Some(path) = &s.metrics {
                 if !path.starts_with('/') {
                     self.err(
-                        "servers",
+                        Kind::Servers,
                         name,
                         "metrics",
                         format!("path {path:?} must start with '/'"),
@@ -255,19 +247,19 @@ impl Check<'_> {
                             }
                         }
                     }
-                    Err(e) => self.err("locations", name, "host", e),
+                    Err(e) => self.err(Kind::Locations, name, "host", e),
                 }
             }
             match parse_path(l.path.as_deref()) {
                 _ if known => {}
                 Ok(PathPattern::Regex(re)) => captures.extend(capture_names(&re)),
                 Ok(_) => {}
-                Err(e) => self.err("locations", name, "path", e),
+                Err(e) => self.err(Kind::Locations, name, "path", e),
             }
             if let Some(rewrite) = l.rewrite.as_ref().filter(|_| !known) {
                 match parse_rewrite(rewrite) {
                     Ok(r) => captures.extend(capture_names(&r.regex)),
-                    Err(e) => self.err("locations", name, "rewrite", e),
+                    Err(e) => self.err(Kind::Locations, name, "rewrite", e),
                 }
             }
             if let Some(upstream) = l.upstream.as_deref().map(str::trim) {
@@ -282,18 +274,18 @@ impl Check<'_> {
                         let msg = format!(
                             "{upstream:?} names no variable: the host, path and rewrite regexes have no named capture (?<{var}>...)"
                         );
-                        self.err("locations", name, "upstream", msg);
+                        self.err(Kind::Locations, name, "upstream", msg);
                     }
                 } else if upstream.is_empty() {
                     self.err(
-                        "locations",
+                        Kind::Locations,
                         name,
                         "upstream",
                         "is empty; omit it or name an upstream",
                     );
-                } else if !self.exists("upstreams", upstream) {
-                    let msg = self.missing("upstreams", "upstream", upstream);
-                    self.err("locations", name, "upstream", msg);
+                } else if !self.exists(Kind::Upstreams, upstream) {
+                    let msg = self.missing(Kind::Upstreams, "upstream", upstream);
+                    self.err(Kind::Locations, name, "upstream", msg);
                 }
             }
             let header_lists = [
@@ -306,18 +298,23 @@ impl Check<'_> {
                     let checked = split_header_line(line)
                         .and_then(|(_, value)| crate::vars::parse_template(value));
                     if let Err(e) = checked {
-                        self.err("locations", name, key, e);
+                        self.err(Kind::Locations, name, key, e);
                     }
                 }
             }
             for plugin in l.plugins.iter() {
-                if !self.exists("plugins", plugin) {
-                    let msg = self.missing("plugins", "plugin", plugin);
-                    self.err("locations", name, "plugins", msg);
+                if !self.exists(Kind::Plugins, plugin) {
+                    let msg = self.missing(Kind::Plugins, "plugin", plugin);
+                    self.err(Kind::Locations, name, "plugins", msg);
                 }
             }
             if !known && l.max_processing == Some(0) {
-                self.err("locations", name, "max_processing", "must be at least 1");
+                self.err(
+                    Kind::Locations,
+                    name,
+                    "max_processing",
+                    "must be at least 1",
+                );
             }
         }
     }
@@ -326,7 +323,7 @@ impl Check<'_> {
         for (name, u) in &self.config.upstreams {
             if u.addrs.is_empty() {
                 self.err(
-                    "upstreams",
+                    Kind::Upstreams,
                     name,
                     "addrs",
                     "no backend address; write e.g. [\"127.0.0.1:8000\"]",
@@ -334,15 +331,15 @@ impl Check<'_> {
             }
             for addr in u.addrs.iter() {
                 if let Err(e) = parse_backend(addr) {
-                    self.err("upstreams", name, "addrs", e);
+                    self.err(Kind::Upstreams, name, "addrs", e);
                 }
             }
             if let Err(e) = parse_algo(u.algo.as_deref()) {
-                self.err("upstreams", name, "algo", e);
+                self.err(Kind::Upstreams, name, "algo", e);
             }
             if let Some(hc) = &u.health_check {
                 if let Err(e) = parse_health_check(hc) {
-                    self.err("upstreams", name, "health_check", e);
+                    self.err(Kind::Upstreams, name, "health_check", e);
                 }
             }
             let positive: [(&str, Option<Dur>); 5] = [
@@ -354,14 +351,14 @@ impl Check<'_> {
             ];
             for (key, value) in positive {
                 if value.is_some_and(|d| d.0.is_zero()) {
-                    self.err("upstreams", name, key, "must be above 0");
+                    self.err(Kind::Upstreams, name, key, "must be above 0");
                 }
             }
             if let (Some(connect), Some(total)) = (u.connection_timeout, u.total_connection_timeout)
             {
                 if total.0 < connect.0 {
                     let msg = format!("{total} is below connection_timeout ({connect})");
-                    self.err("upstreams", name, "total_connection_timeout", msg);
+                    self.err(Kind::Upstreams, name, "total_connection_timeout", msg);
                 }
             }
         }
@@ -371,7 +368,7 @@ impl Check<'_> {
         for (name, p) in &self.config.plugins {
             if let Err(problems) = check_plugin(p) {
                 for (key, message) in problems {
-                    self.err("plugins", name, key.as_deref().unwrap_or(""), message);
+                    self.err(Kind::Plugins, name, key.as_deref().unwrap_or(""), message);
                 }
             }
         }
@@ -385,11 +382,11 @@ impl Check<'_> {
                     let msg = format!(
                         "unknown ACME provider {acme:?}; only \"lets_encrypt\" is supported"
                     );
-                    self.err("certificates", name, "acme", msg);
+                    self.err(Kind::Certificates, name, "acme", msg);
                 }
                 if c.domains.is_empty() {
                     self.err(
-                        "certificates",
+                        Kind::Certificates,
                         name,
                         "domains",
                         "acme needs the domains to obtain a certificate for",
@@ -399,7 +396,7 @@ impl Check<'_> {
             if let Some(dir) = &c.acme_directory {
                 if !(dir.starts_with("https://") || dir.starts_with("http://")) {
                     self.err(
-                        "certificates",
+                        Kind::Certificates,
                         name,
                         "acme_directory",
                         "must be an https:// URL",
@@ -416,31 +413,31 @@ impl Check<'_> {
                 match (&c.tls_cert, &c.tls_key) {
                     (Some(_), Some(_)) => {
                         if let Err((key, e)) = load_keyed(c) {
-                            self.err("certificates", name, key, e);
+                            self.err(Kind::Certificates, name, key, e);
                         }
                     }
                     (cert, key) => {
                         if cert.is_none() {
                             let msg = format!("is required (PEM text or a file path){unless}");
-                            self.err("certificates", name, "tls_cert", msg);
+                            self.err(Kind::Certificates, name, "tls_cert", msg);
                         }
                         if key.is_none() {
                             let msg = format!("is required (PEM text or a file path){unless}");
-                            self.err("certificates", name, "tls_key", msg);
+                            self.err(Kind::Certificates, name, "tls_key", msg);
                         }
                     }
                 }
             }
             for domain in c.domains.iter() {
                 if let Err(e) = check_domain(domain) {
-                    self.err("certificates", name, "domains", e);
+                    self.err(Kind::Certificates, name, "domains", e);
                 }
             }
             if c.is_default {
                 match default {
                     Some(first) => {
                         let msg = format!("certificates.{first} is already the default");
-                        self.err("certificates", name, "is_default", msg);
+                        self.err(Kind::Certificates, name, "is_default", msg);
                     }
                     None => default = Some(name),
                 }

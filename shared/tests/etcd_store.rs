@@ -103,7 +103,7 @@ async fn values_are_readable_json_for_etcdctl() {
     let etcd = Etcd::start();
     let s = store(&etcd.endpoint()).await;
     let item = louailink_shared::decode_item(
-        "locations",
+        louailink_shared::Kind::Locations,
         "api",
         json!({"path": "/api", "proxy_headers": ["X-A: 1"], "max_retry_window": "1500ms"}),
     )
@@ -120,7 +120,8 @@ async fn values_are_readable_json_for_etcdctl() {
         json!({"path": "/api", "proxy_set_headers": ["X-A: 1"], "max_retry_window": "1500ms"})
     );
     // And it decodes back to the same item.
-    let back = louailink_shared::decode_item("locations", "api", value).expect("decode");
+    let back = louailink_shared::decode_item(louailink_shared::Kind::Locations, "api", value)
+        .expect("decode");
     assert_eq!(back, item);
 }
 

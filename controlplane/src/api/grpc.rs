@@ -71,7 +71,7 @@ impl Grpc {
 
 fn item(v: ItemView) -> pb::Item {
     pb::Item {
-        kind: v.kind,
+        kind: v.kind.to_string(),
         name: v.name,
         revision: v.revision,
         value_json: v.value.to_string(),

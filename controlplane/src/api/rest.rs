@@ -17,6 +17,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use futures_util::stream::{self, Stream, StreamExt};
+use louailink_shared::kind::KIND_NAMES;
+use louailink_shared::{Format, Kind};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::convert::Infallible;
@@ -197,7 +199,8 @@ async fn delete_item(
 }
 
 async fn get_basic(state: State<AppState>, caller: Extension<Caller>) -> ApiResult {
-    get_item(state, caller, Path(("basic".into(), String::new()))).await
+    let path = Path((Kind::Basic.to_string(), String::new()));
+    get_item(state, caller, path).await
 }
 
 async fn put_basic(
@@ -208,7 +211,10 @@ async fn put_basic(
 ) -> ApiResult {
     let if_match = if_match(&headers)?;
     let value = json_body(&body)?;
-    let outcome = s.service.put(&caller, "basic", "", value, if_match).await?;
+    let outcome = s
+        .service
+        .put(&caller, Kind::Basic.as_str(), "", value, if_match)
+        .await?;
     Ok(written(outcome, false))
 }
 
@@ -241,25 +247,29 @@ async fn export(
     Ok(response)
 }
 
-/// The format of a config body: `?format=`, else the content type, else TOML.
-fn body_format(
-    query: Option<&str>,
-    headers: &HeaderMap,
-) -> Result<louailink_shared::Format, ApiError> {
+/// The format a config body declares: `?format=`, else a JSON, YAML or TOML content type.
+fn declared_format(query: Option<&str>, headers: &HeaderMap) -> Result<Option<Format>, ApiError> {
     if let Some(f) = query {
-        return format_of(f);
+        return format_of(f).map(Some);
     }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     Ok(if content_type.contains("json") {
-        louailink_shared::Format::Json
+        Some(Format::Json)
     } else if content_type.contains("yaml") {
-        louailink_shared::Format::Yaml
+        Some(Format::Yaml)
+    } else if content_type.contains("toml") {
+        Some(Format::Toml)
     } else {
-        louailink_shared::Format::Toml
+        None
     })
+}
+
+/// The format of a config body: `?format=`, else the content type, else TOML.
+fn body_format(query: Option<&str>, headers: &HeaderMap) -> Result<Format, ApiError> {
+    Ok(declared_format(query, headers)?.unwrap_or(Format::Toml))
 }
 
 fn text_body(body: &Bytes) -> Result<&str, ApiError> {
@@ -282,7 +292,10 @@ async fn import(
     Ok(written(outcome, false))
 }
 
-/// `POST /api/v1/validate` body: one item, or a whole config text.
+/// The keys of the JSON forms of a `POST /api/v1/validate` body ([`ValidateBody`]).
+const VALIDATE_KEYS: [&str; 6] = ["kind", "name", "value", "text", "format", "replace"];
+
+/// `POST /api/v1/validate` body in its JSON forms: one item, or a whole config text.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ValidateBody {
@@ -303,14 +316,59 @@ struct ValidateBody {
 async fn validate(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
+    Query(q): Query<FormatQuery>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    let body: ValidateBody = serde_json::from_slice(&body).map_err(|e| {
+    let check = validate_check(&q, &headers, &body)?;
+    Ok(Json(s.service.validate(&caller, check).await?).into_response())
+}
+
+/// What a `POST /api/v1/validate` body asks to check: a JSON object of [`VALIDATE_KEYS`] is
+/// one of the JSON forms; any other body is a whole config document, taken as
+/// `PUT /api/v1/config` takes it (format from `?format=` or the content type, else JSON when
+/// it is a JSON object, else TOML; replacing the stored config unless `?merge=true`).
+fn validate_check(q: &FormatQuery, headers: &HeaderMap, body: &Bytes) -> Result<Check, ApiError> {
+    let declared = declared_format(q.format.as_deref(), headers)?;
+    let mut format = declared.unwrap_or(Format::Toml);
+    if matches!(declared, None | Some(Format::Json)) {
+        if let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(body) {
+            let ours = obj
+                .keys()
+                .filter(|k| VALIDATE_KEYS.contains(&k.as_str()))
+                .count();
+            if ours > 0 && ours < obj.len() {
+                return Err(ApiError::invalid(format!(
+                    "the body mixes the keys of the {{\"kind\", \"name\", \"value\"}} / {{\"text\", \"format\", \"replace\"}} forms with those of a config document ({}); send one or the other",
+                    KIND_NAMES.join(", ")
+                )));
+            }
+            if ours > 0 {
+                if q.merge.is_some() {
+                    return Err(ApiError::invalid(
+                        "merge= is for a whole config document; the {\"text\", \"format\", \"replace\"} form says \"replace\"",
+                    ));
+                }
+                return validate_body(Value::Object(obj));
+            }
+            format = Format::Json;
+        }
+    }
+    Ok(Check::Config {
+        text: text_body(body)?.to_string(),
+        format,
+        replace: !q.merge.unwrap_or(false),
+    })
+}
+
+/// One of the JSON forms: one item, or a whole config text.
+fn validate_body(body: Value) -> Result<Check, ApiError> {
+    let body: ValidateBody = serde_json::from_value(body).map_err(|e| {
         ApiError::invalid(format!(
-            "the body must be {{\"kind\", \"name\", \"value\"}} or {{\"text\", \"format\", \"replace\"}}: {e}"
+            "the body must be {{\"kind\", \"name\", \"value\"}}, {{\"text\", \"format\", \"replace\"}} or a whole config document: {e}"
         ))
     })?;
-    let check = match (body.text, body.kind) {
+    Ok(match (body.text, body.kind) {
         (Some(text), None) => Check::Config {
             text,
             format: format_of(body.format.as_deref().unwrap_or("toml"))?,
@@ -324,8 +382,7 @@ async fn validate(
         _ => return Err(ApiError::invalid(
             "give either \"text\" (a whole config) or \"kind\", \"name\" and \"value\" (one item)",
         )),
-    };
-    Ok(Json(s.service.validate(&caller, check).await?).into_response())
+    })
 }
 
 #[derive(Deserialize)]

@@ -26,7 +26,8 @@
 //!    published only when `meta/generation` exists.
 
 use crate::error::ConfigError;
-use crate::items::{decode_item, Item};
+use crate::items::{decode_item, unknown_kind, Item};
+use crate::kind::Kind;
 use crate::model::Config;
 use crate::sources::SourceMap;
 use crate::storage::digest::config_hash;
@@ -325,11 +326,12 @@ fn add_rejection(
 fn decode(kind: &KeyKind, entry: &RawEntry) -> Result<Entry, String> {
     let item_key = match kind {
         KeyKind::Item(item_key) => item_key,
-        KeyKind::Unknown { kind, name } => {
-            return Err(match decode_item(kind, name, Value::Null) {
+        KeyKind::Unknown { kind, .. } => {
+            return Err(match kind.parse::<Kind>() {
+                // `basic/<name>`: basic is one item, with no names under it.
                 Ok(_) => format!("{kind}: not a config kind"),
-                Err(errors) => join(&errors),
-            })
+                Err(_) => unknown_kind(kind).to_string(),
+            });
         }
         _ => return Err("not a config key".into()),
     };
@@ -358,32 +360,14 @@ fn assemble(items: &BTreeMap<String, Entry>) -> Config {
 
 /// Every item of `config`, keyed by its etcd key (`basic` only when not the default).
 pub(crate) fn items_of(keys: &Keys, config: &Config) -> BTreeMap<String, Entry> {
-    let mut items: Vec<(ItemKey, Item)> = Vec::new();
-    if config.basic != Default::default() {
-        items.push((ItemKey::basic(), Item::Basic(config.basic.clone())));
-    }
-    let named = |kind: &'static str, name: &String| ItemKey {
-        kind,
-        name: name.clone(),
-    };
-    for (n, v) in &config.servers {
-        items.push((named("servers", n), Item::Server(v.clone())));
-    }
-    for (n, v) in &config.locations {
-        items.push((named("locations", n), Item::Location(v.clone())));
-    }
-    for (n, v) in &config.upstreams {
-        items.push((named("upstreams", n), Item::Upstream(v.clone())));
-    }
-    for (n, v) in &config.plugins {
-        items.push((named("plugins", n), Item::Plugin(v.clone())));
-    }
-    for (n, v) in &config.certificates {
-        items.push((named("certificates", n), Item::Certificate(v.clone())));
-    }
-    items
-        .into_iter()
-        .map(|(k, item)| (keys.item(&k), (k, item)))
+    let with_basic = config.basic != Default::default();
+    config
+        .items()
+        .filter(|(kind, _, _)| kind.is_named() || with_basic)
+        .map(|(kind, name, item)| {
+            let key = ItemKey::of(kind, name);
+            (keys.item(&key), (key, item))
+        })
         .collect()
 }
 

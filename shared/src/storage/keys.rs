@@ -10,8 +10,9 @@
 //! | `<prefix>/acme/…`, `<prefix>/history/…` | not config; ignored by the follower |
 
 use crate::items::check_name;
-use crate::model::KINDS;
+use crate::kind::{Kind, UnknownKind};
 use crate::sources::item_label;
+use serde_json::{Map, Value};
 use std::fmt;
 
 /// The prefix used when an `etcd://` URL names none.
@@ -32,8 +33,8 @@ pub enum KeyError {
         message: String,
     },
     /// The kind is not `basic` or one of the item kinds.
-    #[error("unknown kind {0:?}; one of basic, {kinds}", kinds = KINDS.join(", "))]
-    Kind(String),
+    #[error(transparent)]
+    Kind(#[from] UnknownKind),
     /// The item or node name is not allowed.
     #[error("{0}")]
     Name(String),
@@ -59,11 +60,12 @@ pub fn normalize_prefix(prefix: &str) -> Result<String, KeyError> {
     Ok(format!("/{trimmed}"))
 }
 
-/// One config item's identity: `basic` (name `""`) or `<kind>/<name>`.
+/// One config item's identity: `basic` (name `""`) or `<kind>/<name>`. Ordered by kind
+/// name, then item name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ItemKey {
-    /// `"basic"` or one of [`KINDS`].
-    pub kind: &'static str,
+    /// The kind.
+    pub kind: Kind,
     /// The item name (`""` for `basic`).
     pub name: String,
 }
@@ -71,40 +73,76 @@ pub struct ItemKey {
 impl ItemKey {
     /// The `basic` item.
     pub fn basic() -> Self {
+        Self::of(Kind::Basic, "")
+    }
+
+    /// Item `name` of `kind` (`basic` whatever the name), the name not checked: for the items
+    /// of a decoded config, whose names were.
+    pub fn of(kind: Kind, name: &str) -> Self {
+        let name = if kind.is_named() { name } else { "" };
         ItemKey {
-            kind: "basic",
-            name: String::new(),
+            kind,
+            name: name.to_string(),
         }
     }
 
     /// An item of `kind` named `name`, both checked.
     pub fn new(kind: &str, name: &str) -> Result<Self, KeyError> {
-        if kind == "basic" {
-            return Ok(Self::basic());
+        Self::checked(kind.parse()?, name)
+    }
+
+    /// Item `name` of `kind` (`basic` whatever the name), the name checked.
+    pub fn checked(kind: Kind, name: &str) -> Result<Self, KeyError> {
+        if kind.is_named() {
+            check_name(name).map_err(KeyError::Name)?;
         }
-        let kind = static_kind(kind).ok_or_else(|| KeyError::Kind(kind.to_string()))?;
-        check_name(name).map_err(KeyError::Name)?;
-        Ok(ItemKey {
-            kind,
-            name: name.to_string(),
-        })
+        Ok(Self::of(kind, name))
     }
 
     /// `"basic"` or `"locations.api"`, as in config errors.
     pub fn label(&self) -> String {
-        item_label(self.kind, &self.name)
+        item_label(self.kind.as_str(), &self.name)
     }
 
     /// The item named by a config error's label (`"basic"`, `"locations.api"`).
     pub fn from_label(label: &str) -> Option<Self> {
-        if label == "basic" {
+        if label == Kind::Basic.as_str() {
             return Some(Self::basic());
         }
         let (kind, name) = label.split_once('.')?;
-        Some(ItemKey {
-            kind: static_kind(kind)?,
-            name: name.to_string(),
-        })
+        Some(Self::of(named_kind(kind)?, name))
+    }
+
+    /// Puts `value` at this item's place in a config document (`{"basic": …}`,
+    /// `{"<kind>": {"<name>": …}}`); returns the value that was there.
+    pub fn put_in(&self, document: &mut Map<String, Value>, value: Value) -> Option<Value> {
+        if !self.kind.is_named() {
+            return document.insert(self.kind.as_str().to_string(), value);
+        }
+        let table = document
+            .entry(self.kind.as_str())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !table.is_object() {
+            *table = Value::Object(Map::new());
+        }
+        table
+            .as_object_mut()
+            .and_then(|t| t.insert(self.name.clone(), value))
+    }
+
+    /// Takes this item out of a config document (a kind's table is removed once empty);
+    /// returns its value.
+    pub fn take_from(&self, document: &mut Map<String, Value>) -> Option<Value> {
+        let kind = self.kind.as_str();
+        if !self.kind.is_named() {
+            return document.remove(kind);
+        }
+        let table = document.get_mut(kind)?.as_object_mut()?;
+        let value = table.remove(&self.name);
+        if table.is_empty() {
+            document.remove(kind);
+        }
+        value
     }
 }
 
@@ -166,26 +204,26 @@ impl Keys {
     }
 
     /// `<prefix>/<kind>/` (or `<prefix>/basic` for `basic`): the range of one kind.
-    pub fn kind_dir(&self, kind: &str) -> String {
-        if kind == "basic" {
-            self.basic()
-        } else {
+    pub fn kind_dir(&self, kind: Kind) -> String {
+        if kind.is_named() {
             format!("{}/{kind}/", self.prefix)
+        } else {
+            self.basic()
         }
     }
 
     /// The key of one item.
     pub fn item(&self, key: &ItemKey) -> String {
-        if key.kind == "basic" {
-            self.basic()
-        } else {
+        if key.kind.is_named() {
             format!("{}/{}/{}", self.prefix, key.kind, key.name)
+        } else {
+            self.basic()
         }
     }
 
     /// `<prefix>/basic`.
     pub fn basic(&self) -> String {
-        format!("{}/basic", self.prefix)
+        format!("{}/{}", self.prefix, Kind::Basic)
     }
 
     /// `<prefix>/meta/generation`.
@@ -207,11 +245,12 @@ impl Keys {
     /// What `key` is, or `None` when it is not under the prefix.
     pub fn parse(&self, key: &str) -> Option<KeyKind> {
         let rest = key.strip_prefix(&self.prefix)?.strip_prefix('/')?;
-        if rest == "basic" {
+        if rest == Kind::Basic.as_str() {
             return Some(KeyKind::Item(ItemKey::basic()));
         }
         let (first, name) = rest.split_once('/').unwrap_or((rest, ""));
-        if let Some(kind) = static_kind(first) {
+        if let Some(kind) = named_kind(first) {
+            // Not `of`: the name is kept as written (a bad one is reported when decoding).
             return Some(KeyKind::Item(ItemKey {
                 kind,
                 name: name.to_string(),
@@ -229,9 +268,9 @@ impl Keys {
     }
 }
 
-/// The `&'static str` for a kind name (items only, not `basic`).
-fn static_kind(kind: &str) -> Option<&'static str> {
-    KINDS.iter().copied().find(|k| *k == kind)
+/// The kind of named items called `word` (not `basic`).
+fn named_kind(word: &str) -> Option<Kind> {
+    word.parse().ok().filter(|k: &Kind| k.is_named())
 }
 
 #[cfg(test)]
@@ -247,7 +286,7 @@ mod tests {
         assert_eq!(keys.item(&ItemKey::basic()), "/louailink/basic");
         assert_eq!(keys.generation(), "/louailink/meta/generation");
         assert_eq!(keys.node("n-1").unwrap(), "/louailink/nodes/n-1");
-        assert_eq!(keys.kind_dir("locations"), "/louailink/locations/");
+        assert_eq!(keys.kind_dir(Kind::Locations), "/louailink/locations/");
         assert_eq!(
             keys.parse("/louailink/locations/api"),
             Some(KeyKind::Item(api.clone()))
@@ -280,7 +319,7 @@ mod tests {
         assert_eq!(
             keys.parse("/louailink/locations/a/b"),
             Some(KeyKind::Item(ItemKey {
-                kind: "locations",
+                kind: Kind::Locations,
                 name: "a/b".into()
             }))
         );
@@ -292,8 +331,33 @@ mod tests {
     }
 
     #[test]
+    fn items_find_their_place_in_a_document() {
+        let mut doc = Map::new();
+        let api = ItemKey::new("locations", "api").unwrap();
+        assert_eq!(api.put_in(&mut doc, serde_json::json!({"path": "/"})), None);
+        assert_eq!(
+            ItemKey::basic().put_in(&mut doc, serde_json::json!({})),
+            None
+        );
+        let again = api.put_in(&mut doc, serde_json::json!({"path": "/v2"}));
+        assert_eq!(
+            again,
+            Some(serde_json::json!({"path": "/"})),
+            "a second put says so"
+        );
+        assert_eq!(
+            Value::Object(doc.clone()),
+            serde_json::json!({"basic": {}, "locations": {"api": {"path": "/v2"}}})
+        );
+        assert!(api.take_from(&mut doc).is_some());
+        assert_eq!(Value::Object(doc.clone()), serde_json::json!({"basic": {}}));
+        assert!(ItemKey::basic().take_from(&mut doc).is_some() && doc.is_empty());
+    }
+
+    #[test]
     fn bad_names() {
-        assert!(ItemKey::new("routes", "x").is_err());
+        let e = ItemKey::new("location", "x").unwrap_err().to_string();
+        assert!(e.contains("did you mean \"locations\""), "{e}");
         assert!(ItemKey::new("locations", "a/b").is_err());
         assert!(ItemKey::new("locations", "").is_err());
         assert!(Keys::new("/").is_err());
