@@ -1,4 +1,4 @@
-//! The plugin API (plugins.md): a plugin acts in the phases it declares, and the proxy calls
+//! The plugin API (`docs/plugins.md`): a plugin acts in the phases it declares, and the proxy calls
 //! each phase's list of a location's [`Chain`], built when the snapshot is compiled.
 //!
 //! Adding a plugin: its options and checks in `shared/src/plugins/<name>.rs`, its behaviour
