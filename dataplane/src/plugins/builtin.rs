@@ -143,14 +143,19 @@ impl Plugin for BodyLimit {
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
         if let Some(chunk) = body {
-            ctx.body_bytes += chunk.len() as u64;
-            if ctx.body_bytes > self.0 {
+            let seen = ctx.plugin_states.get_mut::<BodySeen>(state_key(self));
+            seen.0 += chunk.len() as u64;
+            if seen.0 > self.0 {
                 return Err(status_error(413, "request body too large"));
             }
         }
         Ok(())
     }
 }
+
+/// Per request: body bytes seen so far.
+#[derive(Default)]
+struct BodySeen(u64);
 
 /// `max_processing`: at most this many requests of the location in flight; 429 beyond.
 struct MaxProcessing {

@@ -65,8 +65,6 @@ pub struct RequestCtx {
     pub upstream: Option<Arc<Upstream>>,
     /// The backend chosen (last attempt).
     pub backend: Option<SocketAddr>,
-    /// Request body bytes seen.
-    pub body_bytes: u64,
     /// Status of a response a plugin or an error produced here.
     pub status: u16,
     /// Time the upstream connection became ready.
@@ -95,7 +93,6 @@ impl RequestCtx {
             upstream_path: None,
             upstream: None,
             backend: None,
-            body_bytes: 0,
             status: 0,
             upstream_connected: None,
             upstream_responded: None,
