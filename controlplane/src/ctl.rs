@@ -13,7 +13,7 @@
 //! error. `--server` (or `LOUAILINK_SERVER`) and `--token` (or `LOUAILINK_TOKEN`) say where
 //! and who.
 
-use crate::store_file::config_files;
+use crate::store::file::config_files;
 use louailink_shared::storage::etcd::item_json;
 use louailink_shared::storage::ItemKey;
 use louailink_shared::{parse_text, Format};

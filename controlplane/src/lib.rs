@@ -5,11 +5,11 @@
 //! | module | concept |
 //! |---|---|
 //! | [`service`] | every operation: validated writes, dry runs, import/export, history, rollback (the facade; its answer types in `service::types`, the write planner in `service/plan.rs`, the guarded write path in `service/write.rs`) |
-//! | [`store`], [`store_etcd`], [`store_file`] | where the config lives; guarded commits |
+//! | [`store`] | where the config lives (etcd or a directory); guarded commits |
 //! | [`auth`] | bearer tokens, roles, failed-auth rate limit |
 //! | [`history`], [`diff`] | history records, field-level diffs, secret hashing |
 //! | [`events`], [`webhook`], [`nodes`] | events, their delivery, node tracking |
-//! | [`api`], [`openapi`] | REST and gRPC; the OpenAPI document |
+//! | [`api`] | REST and gRPC; the OpenAPI document |
 //! | [`server`] | wiring it all up; [`ctl`]: the command-line client |
 
 pub mod api;
@@ -20,12 +20,9 @@ pub mod error;
 pub mod events;
 pub mod history;
 pub mod nodes;
-pub mod openapi;
 pub mod server;
 pub mod service;
 pub mod store;
-pub mod store_etcd;
-pub mod store_file;
 pub mod webhook;
 
 /// The generated gRPC types, client and server.

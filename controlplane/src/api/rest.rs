@@ -3,10 +3,10 @@
 //! item reads and writes carry the revision as `ETag` / `If-Match`, and every error is the
 //! JSON body of [`ApiError`] with its status.
 
+use crate::api::openapi;
 use crate::auth::{Auth, Caller};
 use crate::error::ApiError;
 use crate::events::Event;
-use crate::openapi;
 use crate::service::{format_of, Check, Service, WriteOutcome};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};

@@ -15,8 +15,8 @@
 //! |---|---|
 //! | this one | the [`Service`] facade: reads, writes, dry runs, import/export, history, nodes, events |
 //! | [`types`] | what it answers ([`ItemView`], [`WriteOutcome`], ...) and what a dry run checks ([`Check`]) |
-//! | [`plan`] | the write planner: item changes in dependency order, split and validated |
-//! | [`write`] | the write path: guarded commits, retries, the `diff_config` event |
+//! | `plan` | the write planner: item changes in dependency order, split and validated |
+//! | `write` | the write path: guarded commits, retries, the `diff_config` event |
 
 mod plan;
 pub mod types;

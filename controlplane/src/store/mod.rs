@@ -1,12 +1,15 @@
-//! Where the config lives: etcd ([`crate::store_etcd`]) or a directory of files
-//! ([`crate::store_file`]). The service reads a [`Snapshot`], validates, and commits its
+//! Where the config lives: etcd ([`etcd`]) or a directory of files
+//! ([`mod@file`]). The service reads a [`Snapshot`], validates, and commits its
 //! changes guarded by that snapshot, so a write lands on exactly the state it was checked
 //! against or not at all.
 
+pub mod etcd;
+pub mod file;
+
 use crate::error::ApiError;
 use crate::history::Record;
-use crate::store_etcd::EtcdBackend;
-use crate::store_file::FileBackend;
+use etcd::EtcdBackend;
+use file::FileBackend;
 use louailink_shared::storage::{Change, Committed, Expected, ItemKey, NodeStatus};
 use louailink_shared::{decode_item, Config, ConfigError};
 use serde_json::Value;
