@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Proves the README's quick start on a fresh machine. It builds a clean Debian bookworm root
 # (debootstrap) holding only what a fresh machine of this kind has (gcc/g++/make, git, Debian's
-# python3 and a copy of the host's Rust toolchain; no curl, no ca-certificates, no apt lists),
+# python3, CA certificates and a copy of the host's Rust toolchain; no curl, no apt lists),
 # clones this repository at a commit into it (only committed files go in), and runs inside the
 # root exactly the README's two commands:
 #   1. scripts/quickstart.sh   must print `pong` and the mock's answer (then it is stopped)
@@ -46,8 +46,9 @@ fi
 SUITE=bookworm
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 # A fresh machine of this kind: gcc for -sys crates, make, git, CPython 3.11 (there from pyenv;
-# Debian's python3 stands in for it here, which has no ensurepip without python3-venv).
-BASE_PACKAGES="gcc,g++,make,libc6-dev,git,python3"
+# Debian's python3 stands in for it here, which has no ensurepip without python3-venv), and CA
+# certificates (pip and cargo reach their registries over HTTPS).
+BASE_PACKAGES="gcc,g++,make,libc6-dev,git,python3,ca-certificates"
 NICE="${FRESH_NICE:-10}" # the machine is shared: builds and tests run at a lower priority
 QUICK_PORT=6188           # conf/quickstart.toml's listener
 
@@ -141,6 +142,11 @@ t_base=$((SECONDS - t0))
 # --- what the machine has besides the packages ------------------------------------------------
 # Network settings and the host's apt sources (bookworm, -updates, -security), as on the machine.
 cp /etc/resolv.conf /etc/hosts "$root/etc/"
+# The machine's TLS trust: on this network the registries can be reached through a proxy whose
+# CA the machine adds to its bundle (without it pip fails with CERTIFICATE_VERIFY_FAILED,
+# "self-signed certificate in certificate chain"), and pip is pointed at that bundle.
+[[ -f /etc/ssl/certs/ca-certificates.crt ]] && cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+[[ -f /etc/pip.conf ]] && cp /etc/pip.conf "$root/etc/"
 if [[ -f /etc/apt/sources.list.d/debian.sources ]]; then
   cp /etc/apt/sources.list.d/debian.sources "$root/etc/apt/sources.list.d/"
   rm -f "$root/etc/apt/sources.list"
