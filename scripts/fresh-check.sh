@@ -67,11 +67,13 @@ flock -n 8 || die "another fresh-check is running in $dir"
 mounted_under() { awk -v r="$1/" 'index($5, r) == 1 { print $5 }' /proc/self/mountinfo; }
 
 # Ends the processes still running inside the root (all started by this run), by pid.
+# shellcheck disable=SC2317  # called from the EXIT trap
 stop_root_processes() {
   local sig pid left
   for sig in TERM KILL; do
     left=()
-    for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+    for pid in /proc/[0-9]*; do
+      pid="${pid#/proc/}"
       [[ "$(readlink "/proc/$pid/root" 2>/dev/null)" == "$root" ]] && left+=("$pid")
     done
     ((${#left[@]})) || return 0
@@ -82,6 +84,7 @@ stop_root_processes() {
   done
 }
 
+# shellcheck disable=SC2317  # called from the EXIT trap
 unmount_root() {
   local m
   for m in $(mounted_under "$root" | sort -r); do
@@ -95,6 +98,7 @@ remove_root() {
   rm -rf --one-file-system "$root"
 }
 
+# shellcheck disable=SC2317  # the EXIT trap
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
@@ -159,7 +163,7 @@ chmod 755 "$root/usr/sbin/policy-rc.d"
 
 # The host's Rust toolchain, the same version, with no network fetch: hard links when the root
 # is on the same file system (nothing writes into a toolchain), else a copy.
-rustup_home="${RUSTUP_HOME:-$HOME/.rustup}" cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
 sysroot="$(cd "$REPO" && rustc --print sysroot)"
 toolchain="$(basename "$sysroot")"
 mkdir -p "$root/root/.rustup/toolchains" "$root/root/.cargo"
