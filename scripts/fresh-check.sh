@@ -139,6 +139,7 @@ fi
 
 log "fresh root in $root (from $base_tar)"
 remove_root
+rm -f "$dir/quickstart.log" "$dir/test.log" # no log of an earlier run may be taken for this one's
 mkdir -p "$root"
 tar -C "$root" --numeric-owner -xpf "$base_tar"
 t_base=$((SECONDS - t0))
