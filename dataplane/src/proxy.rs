@@ -7,6 +7,7 @@ use crate::request::ctx::RequestCtx;
 use crate::request::inspect::{
     client_ip, ensure_request_id, hash_input, header_bytes, request_host, MAX_REQUEST_HEADER_BYTES,
 };
+use crate::request::path::normalize;
 use crate::request::reply::{error_reply, message_for, status_error, status_for, Reply};
 use crate::runtime::location::{Location, UpstreamRef};
 use crate::runtime::snapshot::{ServerRuntime, Snapshot};
@@ -18,6 +19,7 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -57,6 +59,25 @@ pub struct ProxyCtx {
     retries: u32,
     /// In-flight accounting of the chosen backend (least_conn).
     backend_guard: Option<UpstreamGuard>,
+}
+
+/// Replaces the request's path (keeping its query, and scheme and authority if absolute).
+fn set_path(session: &mut Session, path: &str) -> Result<()> {
+    let uri = &session.req_header().uri;
+    let path_and_query = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(
+        path_and_query
+            .parse()
+            .map_err(|_| status_error(400, "the normalised path is not a valid URI"))?,
+    );
+    let uri = http::Uri::from_parts(parts)
+        .map_err(|_| status_error(400, "the normalised path is not a valid URI"))?;
+    session.req_header_mut().set_uri(uri);
+    Ok(())
 }
 
 impl Proxy {
@@ -179,15 +200,32 @@ impl ProxyHttp for Proxy {
         if server.write_timeout.is_some() {
             session.set_write_timeout(server.write_timeout);
         }
-        let req = &mut ctx.req;
-        let host = request_host(session.req_header());
-        if let Some(h) = host {
-            req.host.push_str(h);
-            req.host.make_ascii_lowercase();
+        let has_host = match request_host(session.req_header()) {
+            Some(h) => {
+                ctx.req.host.push_str(h);
+                ctx.req.host.make_ascii_lowercase();
+                true
+            }
+            None => false,
+        };
+        if server.normalize_path {
+            let normal = normalize(session.req_header().uri.path())
+                .map(|p| matches!(p, Cow::Owned(_)).then(|| p.into_owned()));
+            match normal {
+                Ok(None) => {}
+                Ok(Some(path)) => set_path(session, &path)?,
+                Err(bad) => {
+                    session.set_keepalive(None);
+                    return self.reply_error(session, ctx, 400, bad.message()).await;
+                }
+            }
         }
+        let req = &mut ctx.req;
         req.client_ip = client_ip(session, &snap.trusted_proxies);
         let path = session.req_header().uri.path();
-        let hit = server.router.find(host.map(|_| req.host.as_str()), path);
+        let hit = server
+            .router
+            .find(has_host.then_some(req.host.as_str()), path);
         let Some(hit) = hit else {
             let msg = format!("no location matches host {:?} path {:?}", req.host, path);
             return self.reply_error(session, ctx, 404, &msg).await;

@@ -136,6 +136,9 @@ pub struct ServerConf {
     /// Idle keep-alive timeout for client connections.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keepalive_timeout: Option<Dur>,
+    /// `false` matches and forwards raw paths (default: normalised; config.md "Path patterns").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalize_path: Option<bool>,
 }
 
 /// A routing rule (`[locations.<name>]`).

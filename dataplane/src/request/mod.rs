@@ -1,9 +1,10 @@
 //! The request as it travels: its state ([`ctx`]), what is read from it ([`inspect`]), the
-//! variables rendered from it ([`vars`]), responses made here ([`reply`]) and its access log
+//! variables rendered from it ([`vars`]), its normal path ([`path`]), responses made here ([`reply`]) and its access log
 //! line ([`access_log`]). Nothing here knows the compiled snapshot.
 
 pub mod access_log;
 pub mod ctx;
 pub mod inspect;
+pub mod path;
 pub mod reply;
 pub mod vars;

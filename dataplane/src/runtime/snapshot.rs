@@ -32,6 +32,8 @@ pub struct ServerRuntime {
     pub read_timeout: Option<Duration>,
     /// Client write timeout.
     pub write_timeout: Option<Duration>,
+    /// Match and forward normalised paths (`normalize_path`, default true).
+    pub normalize_path: bool,
 }
 
 /// Everything a request needs, immutable once built.
@@ -251,6 +253,7 @@ fn build_server(
         keepalive_timeout: conf.keepalive_timeout.map(|d| d.0),
         read_timeout: conf.downstream_read_timeout.map(|d| d.0),
         write_timeout: conf.downstream_write_timeout.map(|d| d.0),
+        normalize_path: conf.normalize_path.unwrap_or(true),
     })
 }
 
