@@ -34,7 +34,13 @@ async fn crud_with_etags_and_readable_etcd_values() {
         Some(r.body["revision"].to_string().as_str())
     );
     let r = c.call("GET", "/api/v1/locations", None).await;
-    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.body
+    );
     assert_eq!(r.body["items"][0]["name"], "a");
 
     // The same value again: nothing written.
