@@ -114,10 +114,10 @@ fn parse_tag(tag: &str) -> Result<Part, String> {
             Part::Text(std::env::var(plain("environment variable")?).unwrap_or_else(|_| "-".into()))
         }
         _ => Part::Var(Var::from_name(tag).ok_or_else(|| {
-            format!(
-                "unknown access_log tag {{{tag}}}{}",
-                Var::hint(tag, |s| format!("{{{s}}}"))
-            )
+            let hint = suggest(tag, crate::vars::NAMES.iter().map(|(n, _)| *n))
+                .map(|s| format!(" (did you mean {{{s}}}?)"))
+                .unwrap_or_default();
+            format!("unknown access_log tag {{{tag}}}{hint}")
         })?),
     })
 }

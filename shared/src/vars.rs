@@ -6,7 +6,6 @@
 //! Environment variables (`${NAME}` in upper case, `{$NAME}` in a log template) are read when
 //! the template is parsed, never per request.
 
-use crate::fields::suggest;
 use std::sync::Arc;
 
 /// A value read from the request, its response or its handling, at request time.
@@ -136,13 +135,6 @@ impl Var {
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.clone())
-    }
-
-    /// A "did you mean" hint for an unknown name, or "".
-    pub fn hint(name: &str, wrap: fn(&str) -> String) -> String {
-        suggest(name, NAMES.iter().map(|(n, _)| *n))
-            .map(|s| format!(" (did you mean {}?)", wrap(s)))
-            .unwrap_or_default()
     }
 }
 

@@ -25,6 +25,8 @@ pub struct Builtins {
     pub after: Vec<Arc<dyn Plugin>>,
     /// Named captures of the location's regexes are read (by rewrite or a header value).
     pub needs_captures: bool,
+    /// The rewrite regex when it names groups: the location takes captures from it too.
+    pub rewrite_captures: Option<Regex>,
 }
 
 /// Compiles the built-ins a location's config asks for (none when it asks for none).
@@ -58,6 +60,11 @@ pub fn compile(conf: &LocationConf) -> Result<Builtins, String> {
             .as_ref()
             .is_some_and(|r| !outer_vars(&r.replacement, &r.regex).is_empty());
     let needs_request_id = rules().any(|r| r.value.uses_request_id());
+    // A compiled regex is shared by clones, not compiled again.
+    let rewrite_captures = rewrite
+        .as_ref()
+        .map(|r| r.regex.clone())
+        .filter(|re| re.capture_names().flatten().next().is_some());
 
     let mut before: Vec<Arc<dyn Plugin>> = Vec::new();
     if needs_request_id {
@@ -89,6 +96,7 @@ pub fn compile(conf: &LocationConf) -> Result<Builtins, String> {
         before,
         after,
         needs_captures,
+        rewrite_captures,
     })
 }
 

@@ -23,8 +23,9 @@ use louailink_shared::PluginConf;
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Every built-in plugin's behaviour, by category (the options side is
 /// `louailink_shared::plugins::REGISTRY`; a test checks both list the same categories).
@@ -164,7 +165,7 @@ pub trait Plugin: Send + Sync {
 /// What a plugin may resolve while it is built: other items of the snapshot being built.
 pub struct BuildCtx<'a> {
     upstreams: &'a HashMap<String, Arc<Upstream>>,
-    used: Mutex<Vec<Arc<Upstream>>>,
+    used: RefCell<Vec<Arc<Upstream>>>,
 }
 
 impl<'a> BuildCtx<'a> {
@@ -172,7 +173,7 @@ impl<'a> BuildCtx<'a> {
     pub fn new(upstreams: &'a HashMap<String, Arc<Upstream>>) -> Self {
         BuildCtx {
             upstreams,
-            used: Mutex::new(Vec::new()),
+            used: RefCell::new(Vec::new()),
         }
     }
 
@@ -183,15 +184,13 @@ impl<'a> BuildCtx<'a> {
             .get(name)
             .cloned()
             .ok_or_else(|| format!("upstream {name:?} does not exist"))?;
-        if let Ok(mut used) = self.used.lock() {
-            used.push(up.clone());
-        }
+        self.used.borrow_mut().push(up.clone());
         Ok(up)
     }
 
     /// The upstreams the plugins built with this context resolved.
     pub fn into_used(self) -> Vec<Arc<Upstream>> {
-        self.used.into_inner().unwrap_or_default()
+        self.used.into_inner()
     }
 }
 

@@ -90,7 +90,8 @@ pub fn normalize(path: &str) -> Result<Cow<'_, str>, BadPath> {
         if unreserved(byte) {
             decoded.push(byte);
         } else {
-            decoded.extend_from_slice(format!("%{byte:02X}").as_bytes());
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            decoded.extend_from_slice(&[b'%', HEX[usize::from(hi)], HEX[usize::from(lo)]]);
         }
         i += 3;
     }

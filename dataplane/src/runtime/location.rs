@@ -114,12 +114,6 @@ impl Location {
             PathPattern::Prefix(p) => PathMatcher::Prefix(p),
             PathPattern::Any => PathMatcher::Any,
         };
-        let rewrite = conf
-            .rewrite
-            .as_deref()
-            .map(|r| compile_regex(&patterns::parse_rewrite(r)?.regex))
-            .transpose()?
-            .filter(|re| re.capture_names().flatten().next().is_some());
         let upstream = match conf.upstream.as_deref().map(str::trim) {
             None | Some("") => UpstreamRef::None,
             Some(v) => match v.strip_prefix('$') {
@@ -159,7 +153,7 @@ impl Location {
             hosts,
             path,
             upstream,
-            rewrite,
+            rewrite: builtins.rewrite_captures,
             plugins,
             chain,
             weight: conf.weight.unwrap_or(0),
