@@ -5,10 +5,11 @@
 use crate::plugins::Flow;
 use crate::request::ctx::RequestCtx;
 use crate::request::inspect::{
-    client_ip, ensure_request_id, hash_input, header_bytes, request_host, MAX_REQUEST_HEADER_BYTES,
+    client_ip, ensure_request_id, header_bytes, request_host, MAX_REQUEST_HEADER_BYTES,
 };
 use crate::request::path::normalize;
 use crate::request::reply::{error_reply, message_for, status_error, status_for, Reply};
+use crate::request::vars::hash_input;
 use crate::runtime::location::{Location, UpstreamRef};
 use crate::runtime::snapshot::{ServerRuntime, Snapshot};
 use crate::upstream::UpstreamGuard;

@@ -1,10 +1,8 @@
 //! Reading facts out of the request as received: host, size of the header block, client IP,
-//! query parameters, cookies and the key a consistent hash is taken on.
+//! request id, query parameters and cookies.
 
 use crate::request::ctx::RequestCtx;
-use crate::request::vars::write_var;
 use ipnet::IpNet;
-use louailink_shared::vars::Var;
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 use std::net::IpAddr;
@@ -32,7 +30,7 @@ pub fn request_host(req: &RequestHeader) -> Option<&str> {
 
 /// The authority of an absolute-form request target (`GET http://a.com/x HTTP/1.1`), which
 /// pingora keeps only in the raw target.
-pub fn absolute_form_authority(target: &[u8]) -> Option<&str> {
+fn absolute_form_authority(target: &[u8]) -> Option<&str> {
     let rest = target
         .strip_prefix(b"http://")
         .or_else(|| target.strip_prefix(b"https://"))?;
@@ -92,13 +90,6 @@ pub fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (k == name).then_some(v)
     })
-}
-
-/// The bytes a consistent hash is keyed on.
-pub fn hash_input(key: &Var, session: &Session, ctx: &RequestCtx) -> String {
-    let mut out = String::new();
-    write_var(key, session, ctx, &mut out);
-    out
 }
 
 /// Takes the client's `X-Request-Id`, or generates one, unless the request has one already.

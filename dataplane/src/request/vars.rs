@@ -120,6 +120,13 @@ pub fn write_var(var: &Var, session: &Session, ctx: &RequestCtx, out: &mut Strin
     };
 }
 
+/// The text a consistent hash is keyed on (`hash:ip`, `hash:header:X`, ...).
+pub fn hash_input(key: &Var, session: &Session, ctx: &RequestCtx) -> String {
+    let mut out = String::new();
+    write_var(key, session, ctx, &mut out);
+    out
+}
+
 fn human_bytes(out: &mut String, n: usize) {
     let _ = match n {
         n if n >= 1 << 20 => write!(out, "{:.1}MB", n as f64 / (1 << 20) as f64),
