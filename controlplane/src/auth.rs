@@ -1,7 +1,7 @@
 //! Bearer-token auth with two roles (`admin` writes and reads, `viewer` reads), shared by
 //! REST and gRPC. Tokens are kept only as SHA-256 digests and compared in constant time;
 //! failed attempts are logged (peer and reason, never the token) and rate-limited per
-//! client address. With no token configured the API is open, and the server binds only
+//! client address; a valid token is never refused by that limit. With no token configured the API is open, and the server binds only
 //! loopback addresses (checked at start).
 
 use crate::diff::hash_str;
@@ -120,12 +120,6 @@ impl Auth {
         if self.is_open() {
             return Ok(Caller::local());
         }
-        if self.limited(peer) {
-            tracing::warn!(%peer, "authentication refused: too many failed attempts");
-            return Err(ApiError::RateLimited(format!(
-                "too many failed authentications from {peer}; try again later"
-            )));
-        }
         let token = header
             .map(str::trim)
             .and_then(|h| {
@@ -134,6 +128,7 @@ impl Auth {
             })
             .map(str::trim);
         let Some(token) = token.filter(|t| !t.is_empty()) else {
+            self.refuse_if_limited(peer)?;
             self.fail(peer, "no bearer token");
             return Err(ApiError::Unauthenticated(
                 "an `Authorization: Bearer <token>` header is required".into(),
@@ -147,13 +142,26 @@ impl Auth {
                 found = Some((*role, name.clone()));
             }
         }
+        // A valid token is never refused: the limit only slows guessing from an address, and
+        // must not lock out the admin who shares it (a NAT, the same host as an attacker).
         match found {
             Some((role, actor)) => Ok(Caller { role, actor }),
             None => {
+                self.refuse_if_limited(peer)?;
                 self.fail(peer, "unknown token");
                 Err(ApiError::Unauthenticated("unknown token".into()))
             }
         }
+    }
+
+    fn refuse_if_limited(&self, peer: IpAddr) -> Result<(), ApiError> {
+        if self.limited(peer) {
+            tracing::warn!(%peer, "authentication refused: too many failed attempts");
+            return Err(ApiError::RateLimited(format!(
+                "too many failed authentications from {peer}; try again later"
+            )));
+        }
+        Ok(())
     }
 
     fn limited(&self, peer: IpAddr) -> bool {
@@ -214,13 +222,19 @@ mod tests {
             );
         }
         assert_eq!(
-            auth.check(ip, Some("Bearer a-secret"))
-                .unwrap_err()
-                .status(),
+            auth.check(ip, Some("Bearer nope")).unwrap_err().status(),
             429
         );
+        assert_eq!(auth.check(ip, None).unwrap_err().status(), 429);
+        // A valid token from the same address still gets in.
+        assert!(auth.check(ip, Some("Bearer a-secret")).is_ok());
+        assert!(auth.check(ip, Some("Bearer v-secret")).is_ok());
         let other: IpAddr = "127.0.0.2".parse().unwrap();
-        assert!(auth.check(other, Some("Bearer a-secret")).is_ok());
+        assert!(auth.check(other, Some("Bearer nope")).is_err());
+        assert_eq!(
+            auth.check(other, Some("Bearer nope")).unwrap_err().status(),
+            401
+        );
         assert!(Auth::new(&[], &[]).is_open());
     }
 }

@@ -85,7 +85,7 @@ async fn tokens_have_roles_and_private_keys_are_for_admins_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failed_authentication_is_rate_limited() {
+async fn failed_authentication_is_rate_limited_but_a_valid_token_still_gets_in() {
     let etcd = Etcd::start();
     let c = Control::with_tokens(&etcd);
     let url = c.url("/api/v1/nodes");
@@ -95,15 +95,34 @@ async fn failed_authentication_is_rate_limited() {
             401
         );
     }
-    let r = call(&url, "GET", Some(ADMIN), None, &[]).await;
+    // More guesses from the address are refused, without a token too.
+    let r = call(&url, "GET", Some("guess"), None, &[]).await;
     assert_eq!((r.status, r.code()), (429, "rate_limited"));
-    // gRPC shares the limiter.
+    assert_eq!(call(&url, "GET", None, None, &[]).await.status, 429);
+    // The real admin on the same address is not locked out, for reads and writes.
+    let r = call(&url, "GET", Some(ADMIN), None, &[]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = call(
+        &c.url("/api/v1/upstreams/u"),
+        "PUT",
+        Some(ADMIN),
+        Some(json!({"addrs": ["127.0.0.1:9"]})),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(call(&url, "GET", Some(VIEWER), None, &[]).await.status, 200);
+    // gRPC shares the limiter: a guess is refused, the admin is served.
     let mut g = c.grpc().await;
     let mut req = tonic::Request::new(louailink_control::pb::ListNodesRequest {});
     req.metadata_mut()
-        .insert("authorization", format!("Bearer {ADMIN}").parse().unwrap());
+        .insert("authorization", "Bearer guess".parse().unwrap());
     let e = g.list_nodes(req).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+    let mut req = tonic::Request::new(louailink_control::pb::ListNodesRequest {});
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {ADMIN}").parse().unwrap());
+    g.list_nodes(req).await.expect("the admin over gRPC");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
