@@ -18,6 +18,10 @@ use std::collections::{BTreeMap, BTreeSet};
 const STEP_OPS: usize = MAX_TXN_OPS - 3;
 /// Bytes of item values per transaction, leaving room for the history record.
 const STEP_BYTES: usize = MAX_REQUEST_BYTES - MAX_RECORD_BYTES - 32 * 1024;
+/// Largest stored value of one item, in bytes of its JSON: well below etcd's 1.5 MiB request
+/// limit, so an item always fits one transaction with its history record and every node's
+/// etcd client can read it.
+pub const MAX_ITEM_BYTES: usize = 512 * 1024;
 /// Kinds in the order a split change writes them (what is referred to first).
 pub(super) const PUT_ORDER: [Kind; 6] = [
     Kind::Basic,
@@ -115,6 +119,9 @@ pub(super) fn plan(snap: &Snapshot, spec: &Spec) -> Result<Plan, ApiError> {
             (Some(_), Some(_)) => out.modified.push(key.label()),
             (Some(_), None) => out.removed.push(key.label()),
         }
+        if let Some(value) = &target {
+            check_size(&key, value)?;
+        }
         let recorded = Recorded {
             item: key.label(),
             before,
@@ -162,6 +169,21 @@ pub(super) fn plan(snap: &Snapshot, spec: &Spec) -> Result<Plan, ApiError> {
         }
     }
     Ok(out)
+}
+
+/// Refuses a value over [`MAX_ITEM_BYTES`], naming the item.
+fn check_size(key: &ItemKey, value: &Value) -> Result<(), ApiError> {
+    let size = value.to_string().len();
+    if size <= MAX_ITEM_BYTES {
+        return Ok(());
+    }
+    let message = format!(
+        "{key} is {size} bytes as JSON: more than the control plane's per-item limit of {MAX_ITEM_BYTES} bytes (512 KiB)"
+    );
+    Err(ApiError::Invalid {
+        message: message.clone(),
+        details: vec![Detail::item(key.label(), message)],
+    })
 }
 
 fn error_set(errors: &[ConfigError]) -> BTreeSet<String> {
@@ -343,6 +365,17 @@ mod tests {
             )],
             ..Spec::default()
         };
-        assert_eq!(plan(&s, &big).unwrap_err().status(), 400);
+        let e = plan(&s, &big).unwrap_err();
+        assert_eq!(e.status(), 400);
+        assert_eq!(e.details()[0].item.as_deref(), Some("plugins.p"), "{e:?}");
+        let over = Spec {
+            puts: vec![(
+                ItemKey::new("plugins", "q").unwrap(),
+                json!({"category": "mock", "data": "x".repeat(MAX_ITEM_BYTES)}),
+            )],
+            ..Spec::default()
+        };
+        let e = plan(&s, &over).unwrap_err();
+        assert!(e.to_string().contains("per-item limit"), "{e:?}");
     }
 }
