@@ -1,9 +1,11 @@
 //! Loading a certificate item: PEM text or files, parsed, its names and expiry read, and its
 //! private key checked against it. Error messages never include key material.
 
+use crate::bounded::{read_regular, MAX_PEM_FILE};
 use crate::model::CertificateConf;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::path::Path;
 use std::sync::Arc;
 use x509_parser::extensions::GeneralName;
 
@@ -31,13 +33,25 @@ impl Clone for LoadedCert {
     }
 }
 
+/// Whether `tls_cert` / `tls_key` may name files, or must hold PEM text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertSource {
+    /// PEM text or a file path (local config files, read by the data plane).
+    TextOrFile,
+    /// PEM text only: what arrives through the control plane's API may not make it read files.
+    TextOnly,
+}
+
 /// Loads, parses and cross-checks `tls_cert` and `tls_key`.
 pub fn load_certificate(conf: &CertificateConf) -> Result<LoadedCert, String> {
-    load_keyed(conf).map_err(|(_, message)| message)
+    load_keyed(conf, CertSource::TextOrFile).map_err(|(_, message)| message)
 }
 
 /// Like [`load_certificate`], also naming the key (`tls_cert` or `tls_key`) at fault.
-pub(crate) fn load_keyed(conf: &CertificateConf) -> Result<LoadedCert, (&'static str, String)> {
+pub(crate) fn load_keyed(
+    conf: &CertificateConf,
+    source: CertSource,
+) -> Result<LoadedCert, (&'static str, String)> {
     let cert_src = conf
         .tls_cert
         .as_deref()
@@ -46,8 +60,8 @@ pub(crate) fn load_keyed(conf: &CertificateConf) -> Result<LoadedCert, (&'static
         .tls_key
         .as_deref()
         .ok_or(("tls_key", "tls_key is missing".to_string()))?;
-    let cert_pem = read_source(cert_src, "tls_cert").map_err(|e| ("tls_cert", e))?;
-    let key_pem = read_source(key_src, "tls_key").map_err(|e| ("tls_key", e))?;
+    let cert_pem = read_source(cert_src, "tls_cert", source).map_err(|e| ("tls_cert", e))?;
+    let key_pem = read_source(key_src, "tls_key", source).map_err(|e| ("tls_key", e))?;
 
     let chain = rustls_pemfile::certs(&mut cert_pem.as_slice())
         .collect::<Result<Vec<_>, _>>()
@@ -110,8 +124,8 @@ pub(crate) fn load_keyed(conf: &CertificateConf) -> Result<LoadedCert, (&'static
     })
 }
 
-/// PEM text as written, or the content of the file it names.
-fn read_source(value: &str, key: &str) -> Result<Vec<u8>, String> {
+/// PEM text as written, or the content of the (regular, bounded) file it names.
+fn read_source(value: &str, key: &str, source: CertSource) -> Result<Vec<u8>, String> {
     if value.contains("-----BEGIN") {
         return Ok(value.as_bytes().to_vec());
     }
@@ -119,7 +133,13 @@ fn read_source(value: &str, key: &str) -> Result<Vec<u8>, String> {
     if path.is_empty() {
         return Err(format!("{key} is empty"));
     }
-    std::fs::read(path).map_err(|e| {
+    if source == CertSource::TextOnly {
+        // Never echoed nor looked at: whether a file exists is not the caller's business.
+        return Err(format!(
+            "{key} must be PEM text (with its -----BEGIN line) here: file paths are read only from the data plane's local config files"
+        ));
+    }
+    read_regular(Path::new(path), MAX_PEM_FILE).map_err(|e| {
         // Something that is not plausibly a path may be key material pasted without its PEM
         // header: never echo it.
         if path.len() > 255 || path.contains('\n') {
@@ -167,6 +187,22 @@ mod tests {
         }
     }
 
+    fn load_keyed_files(c: &CertificateConf) -> Result<LoadedCert, (&'static str, String)> {
+        load_keyed(c, CertSource::TextOrFile)
+    }
+
+    #[test]
+    fn paths_are_refused_in_text_only_mode_and_devices_always() {
+        let (cert, key) = self_signed(&["a.com"]);
+        let e = load_keyed(&conf(&cert, "/etc/hostname"), CertSource::TextOnly).unwrap_err();
+        assert_eq!(e.0, "tls_key");
+        assert!(e.1.contains("must be PEM text"), "{}", e.1);
+        assert!(!e.1.contains("hostname"), "{}", e.1);
+        assert!(load_keyed(&conf(&cert, &key), CertSource::TextOnly).is_ok());
+        let e = load_keyed_files(&conf("/dev/zero", &key)).unwrap_err();
+        assert!(e.1.contains("not a regular file"), "{}", e.1);
+    }
+
     #[test]
     fn loads_pem_text_with_names_and_expiry() {
         let (cert, key) = self_signed(&["A.example.com", "*.b.example.com"]);
@@ -185,7 +221,7 @@ mod tests {
         std::fs::write(&kp, key).unwrap();
         let c = load_certificate(&conf(cp.to_str().unwrap(), kp.to_str().unwrap())).unwrap();
         assert_eq!(c.names, ["a.com"]);
-        let e = load_keyed(&conf(cp.to_str().unwrap(), "/nonexistent/k.pem")).unwrap_err();
+        let e = load_keyed_files(&conf(cp.to_str().unwrap(), "/nonexistent/k.pem")).unwrap_err();
         assert_eq!(e.0, "tls_key");
         assert!(e.1.contains("cannot read tls_key file"), "{}", e.1);
     }
@@ -203,7 +239,7 @@ mod tests {
     fn mismatched_key_is_rejected_without_leaking_it() {
         let (cert, _) = self_signed(&["a.com"]);
         let (_, other_key) = self_signed(&["b.com"]);
-        let e = load_keyed(&conf(&cert, &other_key)).unwrap_err();
+        let e = load_keyed_files(&conf(&cert, &other_key)).unwrap_err();
         assert_eq!(
             e,
             (
@@ -216,11 +252,11 @@ mod tests {
     #[test]
     fn garbage_is_rejected() {
         let (cert, key) = self_signed(&["a.com"]);
-        let e = load_keyed(&conf("-----BEGIN CERTIFICATE-----\nnope\n", &key)).unwrap_err();
+        let e = load_keyed_files(&conf("-----BEGIN CERTIFICATE-----\nnope\n", &key)).unwrap_err();
         assert_eq!(e.0, "tls_cert");
-        let e = load_keyed(&conf(&cert, "-----BEGIN NOTHING-----\n")).unwrap_err();
+        let e = load_keyed_files(&conf(&cert, "-----BEGIN NOTHING-----\n")).unwrap_err();
         assert_eq!(e.0, "tls_key");
-        let e = load_keyed(&CertificateConf::default()).unwrap_err();
+        let e = load_keyed_files(&CertificateConf::default()).unwrap_err();
         assert_eq!(e.0, "tls_cert");
     }
 

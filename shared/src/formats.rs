@@ -3,6 +3,7 @@
 //! written. TOML lines come from `toml_edit` spans; YAML and JSON lines from a light scan of
 //! the text (keys by indentation, resp. by nesting), which is exact for ordinary files.
 
+use crate::depth::{check_json, check_toml, check_yaml};
 use crate::error::ConfigError;
 use crate::fields::clean_message;
 use ahash::HashMap;
@@ -97,6 +98,12 @@ impl Tree {
 
 /// Parses `text` in `format`; a syntax error is returned with its line.
 pub fn parse_tree(text: &str, format: Format) -> Result<Tree, ConfigError> {
+    // Bounded before any parser or line scan runs: their cost grows faster than the depth.
+    match format {
+        Format::Toml => check_toml(text)?,
+        Format::Yaml => check_yaml(text)?,
+        Format::Json => check_json(text)?,
+    }
     match format {
         Format::Toml => parse_toml(text),
         Format::Yaml => parse_yaml(text),

@@ -9,6 +9,7 @@
 //! segments, a header written twice, a validation error), the config is loaded the ordinary
 //! way, so the result and every error message are exactly those of [`load`].
 
+use crate::bounded::{read_regular_text, MAX_CONFIG_FILE};
 use crate::error::ConfigErrors;
 use crate::formats::Format;
 use crate::kind::Kind;
@@ -91,7 +92,7 @@ fn fast_path(path: &Path, index: &SegmentIndex, base: &Config) -> Option<Reloade
     let mut parsed = 0;
     for file in &files {
         let format = Format::from_path(file)?;
-        let text = std::fs::read_to_string(file).ok()?;
+        let text = read_regular_text(file, MAX_CONFIG_FILE).ok()?;
         for segment in segments(&text, format) {
             let key = index.key(format, segment);
             let items = match index.segments.get(&key) {

@@ -7,13 +7,15 @@
 //! | [`mod@validate`], [`error`] | checks across items, with errors naming item, key and line |
 //! | [`plugins`] | each built-in plugin's options, checks and secret options |
 //! | [`vars`], [`access_log`] | the request-variable vocabulary, header and log templates |
-//! | [`certs`] | loading certificates and keys |
+//! | [`certs`], [`bounded`] | loading certificates and keys; bounded reads of local files |
 //! | [`storage`] | where config lives: etcd (layout, follow, commits), the node's state file |
 //! | [`notify`] | events, diffs with secrets hashed, webhooks |
 //! | [`logging`] | the binaries' log setup |
 
 pub mod access_log;
+pub mod bounded;
 pub mod certs;
+pub mod depth;
 pub mod error;
 pub mod fields;
 pub mod formats;
@@ -42,4 +44,4 @@ pub use loader::{check_name, decode_item, load, parse_text, Item, Loaded};
 pub use model::*;
 pub use plugins::{check_plugin, MockOptions, PingOptions};
 pub use sources::SourceMap;
-pub use validate::{summary, validate, validate_since};
+pub use validate::{summary, validate, validate_since, validate_without_files};

@@ -4,6 +4,7 @@
 //! Items are decoded one at a time ([`decode_item`]), so the etcd back end, which stores one
 //! JSON value per item, shares exactly the same rules.
 
+use crate::bounded::{read_regular_text, MAX_CONFIG_FILE};
 use crate::error::{ConfigError, ConfigErrors};
 use crate::formats::{parse_tree, KeyPath, Tree};
 use crate::items::{decode_partial, type_name, unknown_kind};
@@ -199,7 +200,9 @@ impl Parsed {
             self.loaded.sources.mark_incomplete();
             return;
         };
-        match std::fs::read_to_string(path) {
+        // Bounded, and only a regular file: a FIFO or a device in the config directory must
+        // not hang or exhaust the reader.
+        match read_regular_text(path, MAX_CONFIG_FILE) {
             Ok(text) => self.add_text(&text, format, Some(path)),
             Err(e) => {
                 let e = ConfigError::new("", None, format!("cannot read: {e}"))
@@ -699,6 +702,86 @@ path = "/"
             )),
             "{text}"
         );
+    }
+
+    /// What `-t` does with a directory: load, then validate.
+    fn check_dir(dir: &Path) -> Result<(), String> {
+        let l = load(dir).map_err(|e| e.to_string())?;
+        crate::validate::validate(&l.config, &l.sources).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing_with_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = 100_000;
+        for (file, text) in [
+            (
+                "a.yaml",
+                format!("upstreams: {}{}\n", "[".repeat(n), "]".repeat(n)),
+            ),
+            (
+                "b.json",
+                format!("{{\"plugins\": {}{}}}", "[".repeat(n), "]".repeat(n)),
+            ),
+            (
+                "c.toml",
+                format!("x = {}{}\n", "[".repeat(n), "]".repeat(n)),
+            ),
+            ("d.yaml", format!("basic:\n  x:\n    {}1\n", "- ".repeat(n))),
+        ] {
+            std::fs::write(dir.path().join(file), text).unwrap();
+        }
+        let started = std::time::Instant::now();
+        let e = check_dir(dir.path()).unwrap_err();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        for shown in ["a.yaml:1:", "b.json:1:", "c.toml:1:", "d.yaml:3:"] {
+            assert!(e.contains(shown), "{shown} not in {e}");
+        }
+        assert!(e.contains("nests deeper than 128 levels"), "{e}");
+    }
+
+    #[test]
+    fn certificate_paths_to_devices_and_fifos_are_refused_without_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("key.fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let conf = dir.path().join("conf");
+        std::fs::create_dir(&conf).unwrap();
+        let text = format!(
+            "[certificates.c]\ntls_cert = \"/dev/zero\"\ntls_key = {:?}\n",
+            fifo.to_str().unwrap()
+        );
+        std::fs::write(conf.join("c.toml"), text).unwrap();
+        let started = std::time::Instant::now();
+        let e = check_dir(&conf).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        assert!(
+            e.contains("certificates.c: key \"tls_cert\"") && e.contains("a device"),
+            "{e}"
+        );
+        // A FIFO as the key: refused without blocking.
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["a.test".to_string()]).unwrap();
+        let pem = params.self_signed(&key).unwrap().pem();
+        let text = format!(
+            "[certificates.c]\ntls_cert = {pem:?}\ntls_key = {:?}\n",
+            fifo.to_str().unwrap()
+        );
+        std::fs::write(conf.join("c.toml"), text).unwrap();
+        let e = check_dir(&conf).unwrap_err();
+        assert!(e.contains("key \"tls_key\"") && e.contains("a FIFO"), "{e}");
+        // A FIFO in the config directory itself is skipped, not read.
+        let c = std::ffi::CString::new(conf.join("f.toml").to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(check_dir(&conf).is_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 
     #[test]

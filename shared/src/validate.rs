@@ -4,7 +4,7 @@
 //! The data plane, the control plane and `-t` all call [`validate`].
 
 use crate::access_log::parse_access_log;
-use crate::certs::{check_domain, load_keyed};
+use crate::certs::{check_domain, load_keyed, CertSource};
 use crate::error::{ConfigError, ConfigErrors};
 use crate::fields::suggest;
 use crate::kind::Kind;
@@ -31,6 +31,12 @@ pub fn validate(config: &Config, sources: &SourceMap) -> Result<(), ConfigErrors
     validate_since(config, sources, None)
 }
 
+/// [`validate`] for config that arrived over an API: certificates must hold PEM text, and no
+/// file is ever read (a path is an error on its `tls_cert` / `tls_key`).
+pub fn validate_without_files(config: &Config, sources: &SourceMap) -> Result<(), ConfigErrors> {
+    run(config, sources, None, CertSource::TextOnly)
+}
+
 /// [`validate`], but a location equal to its namesake in `valid` (a config that passed
 /// validation) only has its references checked again: what it says about itself (patterns,
 /// variables, header lines) was checked then. Cheap for a reload that changed a few items.
@@ -39,10 +45,20 @@ pub fn validate_since(
     sources: &SourceMap,
     valid: Option<&Config>,
 ) -> Result<(), ConfigErrors> {
+    run(config, sources, valid, CertSource::TextOrFile)
+}
+
+fn run(
+    config: &Config,
+    sources: &SourceMap,
+    valid: Option<&Config>,
+    cert_source: CertSource,
+) -> Result<(), ConfigErrors> {
     let mut check = Check {
         config,
         sources,
         valid,
+        cert_source,
         errors: Vec::new(),
     };
     check.basic();
@@ -76,6 +92,7 @@ struct Check<'a> {
     sources: &'a SourceMap,
     /// A config that passed validation (see [`validate_since`]).
     valid: Option<&'a Config>,
+    cert_source: CertSource,
     errors: Vec<ConfigError>,
 }
 
@@ -412,7 +429,7 @@ impl Check<'_> {
                 };
                 match (&c.tls_cert, &c.tls_key) {
                     (Some(_), Some(_)) => {
-                        if let Err((key, e)) = load_keyed(c) {
+                        if let Err((key, e)) = load_keyed(c, self.cert_source) {
                             self.err(Kind::Certificates, name, key, e);
                         }
                     }

@@ -8,7 +8,7 @@ use crate::store::Snapshot;
 use louailink_shared::storage::etcd::{item_json, MAX_REQUEST_BYTES, MAX_TXN_OPS};
 use louailink_shared::storage::{Change, ItemKey};
 use louailink_shared::{
-    decode_item, parse_text, validate, Config, ConfigError, Format, Kind, SourceMap,
+    decode_item, parse_text, validate_without_files, Config, ConfigError, Format, Kind, SourceMap,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -191,7 +191,8 @@ fn error_set(errors: &[ConfigError]) -> BTreeSet<String> {
 }
 
 fn validation_errors(config: &Config) -> Vec<ConfigError> {
-    validate(config, &SourceMap::new())
+    // Never reads a file: what arrives through the API holds PEM text (see the docs).
+    validate_without_files(config, &SourceMap::new())
         .err()
         .map(|e| e.0)
         .unwrap_or_default()
