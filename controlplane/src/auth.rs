@@ -4,6 +4,7 @@
 //! client address; a valid token is never refused by that limit. With no token configured the API is open, and the server binds only
 //! loopback addresses (checked at start).
 
+use crate::admission::Admission;
 use crate::diff::hash_str;
 use crate::error::ApiError;
 use serde::Serialize;
@@ -11,6 +12,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use tokio::sync::OwnedSemaphorePermit;
 
 /// Failed attempts allowed per client within [`WINDOW`].
 pub const MAX_FAILURES: u32 = 10;
@@ -73,6 +75,7 @@ struct Failures {
 pub struct Auth {
     tokens: Vec<([u8; 32], Role, String)>,
     failures: Mutex<HashMap<IpAddr, Failures>>,
+    admission: Admission,
 }
 
 impl std::fmt::Debug for Auth {
@@ -107,7 +110,13 @@ impl Auth {
         Auth {
             tokens,
             failures: Mutex::new(HashMap::new()),
+            admission: Admission::default(),
         }
+    }
+
+    /// Waits for one of the caller's slots for a request with a body (see [`Admission`]).
+    pub async fn admit(&self, caller: &Caller) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.admission.admit(&caller.actor).await
     }
 
     /// True when no token is configured: everyone is admin (loopback only).

@@ -6,12 +6,13 @@
 //! |---|---|
 //! | [`service`] | every operation: validated writes, dry runs, import/export, history, rollback (the facade; its answer types in `service::types`, the write planner in `service/plan.rs`, the guarded write path in `service/write.rs`) |
 //! | [`store`] | where the config lives (etcd or a directory); guarded commits |
-//! | [`auth`] | bearer tokens, roles, failed-auth rate limit |
+//! | [`auth`], [`admission`] | bearer tokens, roles, failed-auth rate limit; per-token slots for requests with bodies |
 //! | [`history`], [`diff`] | history records, field-level diffs, secret hashing |
 //! | [`events`], [`webhook`], [`nodes`] | events, their delivery, node tracking |
 //! | [`api`] | REST and gRPC; the OpenAPI document |
 //! | [`server`] | wiring it all up; [`ctl`]: the command-line client |
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod ctl;

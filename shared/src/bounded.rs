@@ -94,6 +94,7 @@ mod tests {
             .contains("a directory"));
         let fifo = dir.path().join("fifo");
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         let e = read_regular(&fifo, MAX_PEM_FILE).unwrap_err();
         assert!(e.to_string().contains("a FIFO"), "{e}");

@@ -67,6 +67,17 @@ impl Grpc {
             .and_then(|v| v.to_str().ok());
         self.auth.check(peer, header).map_err(|e| status(&e))
     }
+
+    /// The caller of a request with a body, and one of its token's slots (see
+    /// [`Auth::admit`]), held until answered.
+    async fn admitted<T>(
+        &self,
+        request: &Request<T>,
+    ) -> Result<(Caller, tokio::sync::OwnedSemaphorePermit), Status> {
+        let caller = self.caller(request)?;
+        let permit = self.auth.admit(&caller).await.map_err(|e| status(&e))?;
+        Ok((caller, permit))
+    }
 }
 
 fn item(v: ItemView) -> pb::Item {
@@ -144,7 +155,7 @@ impl Control for Grpc {
     }
 
     async fn put_item(&self, request: Request<pb::PutItemRequest>) -> Reply<pb::WriteResponse> {
-        let caller = self.caller(&request)?;
+        let (caller, _slot) = self.admitted(&request).await?;
         let r = request.into_inner();
         let value = json_of(&r.value_json)?;
         let o = self
@@ -159,7 +170,7 @@ impl Control for Grpc {
         &self,
         request: Request<pb::DeleteItemRequest>,
     ) -> Reply<pb::WriteResponse> {
-        let caller = self.caller(&request)?;
+        let (caller, _slot) = self.admitted(&request).await?;
         let r = request.into_inner();
         let o = self
             .service
@@ -170,7 +181,7 @@ impl Control for Grpc {
     }
 
     async fn validate(&self, request: Request<pb::ValidateRequest>) -> Reply<pb::ValidateResponse> {
-        let caller = self.caller(&request)?;
+        let (caller, _slot) = self.admitted(&request).await?;
         let r = request.into_inner();
         let check = if r.kind.is_empty() {
             let format = format_of(&r.format).map_err(|e| status(&e))?;
@@ -224,7 +235,7 @@ impl Control for Grpc {
     }
 
     async fn import_config(&self, request: Request<pb::ImportRequest>) -> Reply<pb::WriteResponse> {
-        let caller = self.caller(&request)?;
+        let (caller, _slot) = self.admitted(&request).await?;
         let r = request.into_inner();
         let format = format_of(&r.format).map_err(|e| status(&e))?;
         let o = self
@@ -277,7 +288,7 @@ impl Control for Grpc {
     }
 
     async fn rollback(&self, request: Request<pb::RollbackRequest>) -> Reply<pb::WriteResponse> {
-        let caller = self.caller(&request)?;
+        let (caller, _slot) = self.admitted(&request).await?;
         let to = request.into_inner().to;
         let o = self
             .service

@@ -10,7 +10,7 @@ use crate::events::Event;
 use crate::service::{format_of, Check, Service, WriteOutcome};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -98,13 +98,21 @@ async fn authenticate(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match state.auth.check(peer.ip(), header) {
-        Ok(caller) => {
-            request.extensions_mut().insert(caller);
-            next.run(request).await
+    let caller = match state.auth.check(peer.ip(), header) {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
+    };
+    // A body to read, parse and validate takes one of the token's slots until answered.
+    let _slot = if request.method() == Method::GET {
+        None
+    } else {
+        match state.auth.admit(&caller).await {
+            Ok(permit) => Some(permit),
+            Err(e) => return e.into_response(),
         }
-        Err(e) => e.into_response(),
-    }
+    };
+    request.extensions_mut().insert(caller);
+    next.run(request).await
 }
 
 async fn not_found() -> ApiError {

@@ -65,6 +65,16 @@ fn key_of(kind: &str, name: &str) -> Result<ItemKey, ApiError> {
     ItemKey::checked(kind_of(kind)?, name).map_err(|e| ApiError::invalid(e.to_string()))
 }
 
+/// Runs parsing and validation on the blocking pool: a large body costs CPU time that must
+/// not hold an async worker (and with it other callers' requests).
+pub(crate) async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal(format!("validation did not finish: {e}")))
+}
+
 /// `toml`, `json`, `yaml`/`yml`.
 pub fn format_of(name: &str) -> Result<Format, ApiError> {
     match name.to_ascii_lowercase().as_str() {
@@ -198,7 +208,8 @@ impl Service {
         merge: bool,
     ) -> Result<WriteOutcome, ApiError> {
         caller.require_admin()?;
-        let mut spec = import_spec(text, format, !merge)?;
+        let text = text.to_string();
+        let mut spec = off_thread(move || import_spec(&text, format, !merge)).await??;
         spec.action = "import";
         self.write(caller, spec).await
     }
@@ -214,7 +225,7 @@ impl Service {
                 text,
                 format,
                 replace,
-            } => import_spec(&text, format, replace)?,
+            } => off_thread(move || import_spec(&text, format, replace)).await??,
             Check::Item { kind, name, value } => {
                 let key = key_of(&kind, &name)?;
                 let value = decode(&key, value)?;
@@ -225,8 +236,12 @@ impl Service {
             }
         };
         let snap = self.store.snapshot().await?;
-        let plan = plan(&snap, &spec)?;
-        check_plan(&snap, &plan)?;
+        let plan = off_thread(move || {
+            let plan = plan(&snap, &spec)?;
+            check_plan(&snap, &plan)?;
+            Ok::<_, ApiError>(plan)
+        })
+        .await??;
         Ok(ValidateOutcome {
             valid: true,
             steps: plan.steps.len(),

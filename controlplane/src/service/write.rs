@@ -2,7 +2,7 @@
 //! fresh snapshot when another writer won; then the `diff_config` event.
 
 use super::plan::{check_plan, plan, Plan, Spec};
-use super::{Service, WriteOutcome};
+use super::{off_thread, Service, WriteOutcome};
 use crate::auth::Caller;
 use crate::diff::{item_change, render, ItemChange};
 use crate::error::{ApiError, Detail};
@@ -51,7 +51,12 @@ impl Service {
                     ..WriteOutcome::default()
                 });
             }
-            let after = check_plan(&snap, &plan)?;
+            let (snap, plan, after) = off_thread(move || {
+                let after = check_plan(&snap, &plan);
+                (snap, plan, after)
+            })
+            .await?;
+            let after = after?;
             if let Some(outcome) = self.commit(caller, &spec, &snap, &plan).await? {
                 self.events.set_webhook(after.basic.webhook.clone());
                 return Ok(outcome);
