@@ -187,7 +187,7 @@ pub fn rollback_targets(
     Ok(targets)
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 

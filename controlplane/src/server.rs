@@ -282,6 +282,9 @@ pub async fn run(
     let events = Events::new(DEFAULT_RECENT);
     let service = Arc::new(Service::new(store.clone(), events.clone()));
     service.set_webhook_stats(webhook::spawn(&events, opts.retry)?);
+    // A staged change a previous run left unfinished is rolled back (retried until etcd
+    // answers), as is any that fails from now on.
+    tokio::spawn(service.clone().run_recovery());
     crate::nodes::spawn(store.clone(), events.clone(), opts.poll);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -16,9 +16,11 @@
 //! | this one | the [`Service`] facade: reads, writes, dry runs, import/export, history, nodes, events |
 //! | [`types`] | what it answers ([`ItemView`], [`WriteOutcome`], ...) and what a dry run checks ([`Check`]) |
 //! | `plan` | the write planner: item changes in dependency order, split and validated |
-//! | `write` | the write path: guarded commits, retries, the `diff_config` event |
+//! | `write` | the write path: guarded commits, retries, staging over several transactions, the `diff_config` event |
+//! | `recover` | rolling back a staged change that failed midway (or was left by a crash) |
 
 mod plan;
+mod recover;
 pub mod types;
 mod write;
 
@@ -45,6 +47,8 @@ pub struct Service {
     events: Events,
     webhook: OnceLock<Arc<Stats>>,
     write_lock: tokio::sync::Mutex<()>,
+    /// Wakes the task that rolls back a staged change that failed ([`Service::run_recovery`]).
+    recovery: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Service {
@@ -95,6 +99,7 @@ impl Service {
             events,
             webhook: OnceLock::new(),
             write_lock: tokio::sync::Mutex::new(()),
+            recovery: tokio::sync::Notify::new(),
         }
     }
 

@@ -14,9 +14,11 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Item changes per transaction: the rest of etcd's 128 operations are the generation
-/// bump, the history record and the pruning of old records.
-const STEP_OPS: usize = MAX_TXN_OPS - 3;
-/// Bytes of item values per transaction, leaving room for the history record.
+/// bump, the history record, the pruning of old records, and the staging of a change over
+/// several transactions (the marker and the undo stash, or their deletion).
+const STEP_OPS: usize = MAX_TXN_OPS - 5;
+/// Bytes of item values (new and, for the undo stash, replaced) per transaction, leaving
+/// room for the history record.
 const STEP_BYTES: usize = MAX_REQUEST_BYTES - MAX_RECORD_BYTES - 32 * 1024;
 /// Largest stored value of one item, in bytes of its JSON: well below etcd's 1.5 MiB request
 /// limit, so an item always fits one transaction with its history record and every node's
@@ -43,6 +45,9 @@ pub(super) struct Spec {
     pub(super) strict_delete: bool,
     pub(super) if_match: Vec<(ItemKey, i64)>,
     pub(super) action: &'static str,
+    /// Values restored as they were stored (a rollback of a staged change): not held to the
+    /// per-item limit.
+    pub(super) restore: bool,
 }
 
 /// A planned change, split into transactions.
@@ -119,9 +124,11 @@ pub(super) fn plan(snap: &Snapshot, spec: &Spec) -> Result<Plan, ApiError> {
             (Some(_), Some(_)) => out.modified.push(key.label()),
             (Some(_), None) => out.removed.push(key.label()),
         }
-        if let Some(value) = &target {
+        if let (Some(value), false) = (&target, spec.restore) {
             check_size(&key, value)?;
         }
+        // The replaced value goes to the undo stash in the same transaction.
+        let undo_size = before.as_ref().map_or(0, |v| v.to_string().len());
         let recorded = Recorded {
             item: key.label(),
             before,
@@ -135,19 +142,20 @@ pub(super) fn plan(snap: &Snapshot, spec: &Spec) -> Result<Plan, ApiError> {
             None => Change::Delete(key.clone()),
         };
         if matches!(change, Change::Put { .. }) {
-            puts.push((key, change, recorded));
+            puts.push((key, change, recorded, undo_size));
         } else {
-            deletes.push((key, change, recorded));
+            deletes.push((key, change, recorded, undo_size));
         }
     }
-    puts.sort_by_key(|(k, _, _)| (order(k.kind), k.name.clone()));
-    deletes.sort_by_key(|(k, _, _)| (std::cmp::Reverse(order(k.kind)), k.name.clone()));
+    puts.sort_by_key(|(k, _, _, _)| (order(k.kind), k.name.clone()));
+    deletes.sort_by_key(|(k, _, _, _)| (std::cmp::Reverse(order(k.kind)), k.name.clone()));
     let mut bytes = 0;
-    for (key, change, recorded) in puts.into_iter().chain(deletes) {
-        let size = match &change {
-            Change::Put { value, .. } => value.to_string().len() + key.label().len() + 64,
-            Change::Delete(_) => key.label().len() + 64,
-        };
+    for (key, change, recorded, undo_size) in puts.into_iter().chain(deletes) {
+        let size = undo_size
+            + match &change {
+                Change::Put { value, .. } => value.to_string().len() + key.label().len() + 64,
+                Change::Delete(_) => key.label().len() + 64,
+            };
         if size > STEP_BYTES {
             return Err(ApiError::invalid(format!(
                 "{key} is {size} bytes: more than one etcd transaction can carry ({STEP_BYTES} bytes)"

@@ -7,6 +7,7 @@ use crate::auth::Caller;
 use crate::diff::{item_change, render, ItemChange};
 use crate::error::{ApiError, Detail};
 use crate::history::{Record, Recorded};
+use crate::store::staging::{Staging, StoredMarker};
 use crate::store::{Snapshot, Write};
 use louailink_shared::storage::ItemKey;
 use serde_json::json;
@@ -24,6 +25,11 @@ impl Service {
         let _one_at_a_time = self.write_lock.lock().await;
         for _ in 0..ATTEMPTS {
             let snap = self.store.snapshot().await?;
+            if let Some(id) = &snap.staged {
+                return Err(ApiError::Unavailable(format!(
+                    "a change staged over several transactions ({id}) has not finished or is being rolled back; try again shortly"
+                )));
+            }
             for (key, want) in &spec.if_match {
                 let current = snap.items.get(key).map_or(0, |s| s.revision);
                 if current != *want {
@@ -68,7 +74,9 @@ impl Service {
         })
     }
 
-    /// Commits the steps; `None` when the first step's guard failed (nothing written).
+    /// Commits the steps; `None` when the first step's guard failed (nothing written). A
+    /// change over several etcd transactions is staged (see [`crate::store::staging`]): if it
+    /// fails midway, nodes have applied none of it and it is rolled back in the background.
     async fn commit(
         &self,
         caller: &Caller,
@@ -84,6 +92,8 @@ impl Service {
             ..WriteOutcome::default()
         };
         let total = plan.steps.len();
+        let marker = (total > 1 && self.store.stages())
+            .then(|| StoredMarker::new(snap.revision, snap.expected, &caller.actor));
         let mut applied: Vec<&Recorded> = Vec::new();
         let mut failure = None;
         for (i, (step, recorded)) in plan.steps.iter().zip(&plan.recorded).enumerate() {
@@ -93,12 +103,27 @@ impl Service {
                 spec.action,
                 recorded.clone(),
             );
+            let undo: Vec<Recorded> = recorded
+                .iter()
+                .map(|r| Recorded {
+                    item: r.item.clone(),
+                    before: r.before.clone(),
+                    after: None,
+                })
+                .collect();
+            let staging = marker.as_ref().map(|marker| Staging {
+                marker,
+                begin: i == 0,
+                end: i + 1 == total,
+                undo: (i + 1 < total).then_some((i, undo.as_slice())),
+            });
             let write = Write {
                 changes: step,
                 expected,
                 since,
                 if_match: if i == 0 { &spec.if_match } else { &[] },
                 record: Some(&record),
+                staging,
             };
             match self.store.commit(&write).await {
                 Ok(Some(c)) => {
@@ -119,7 +144,7 @@ impl Service {
                     });
                     break;
                 }
-                Err(e) if i == 0 => return Err(e.into()),
+                Err(e) if i == 0 && marker.is_none() => return Err(e.into()),
                 Err(e) => {
                     failure = Some(ApiError::Unavailable(format!(
                         "the change needed {total} transactions; {i} were applied, then: {e}"
@@ -128,10 +153,25 @@ impl Service {
                 }
             }
         }
-        self.emit_diff(caller, spec.action, &outcome, &applied);
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(Some(outcome)),
+        match (failure, &marker) {
+            (None, _) => {
+                self.emit_diff(caller, spec.action, &outcome, &applied);
+                Ok(Some(outcome))
+            }
+            (Some(e), Some(marker)) => {
+                // Staged: no node applied any of it. Undone as soon as etcd answers.
+                tracing::warn!(
+                    id = marker.marker.id,
+                    "a staged change failed after {} of {total} transactions: {e}; rolling it back",
+                    outcome.steps
+                );
+                self.recovery.notify_one();
+                Err(staged_failure(e, total))
+            }
+            (Some(e), None) => {
+                self.emit_diff(caller, spec.action, &outcome, &applied);
+                Err(e)
+            }
         }
     }
 
@@ -168,5 +208,16 @@ impl Service {
             "changes": changes,
         });
         self.events.emit("diff_config", message, "", details);
+    }
+}
+
+/// The error of a staged change that failed: nothing of it applies, it is being undone.
+fn staged_failure(e: ApiError, total: usize) -> ApiError {
+    let message = format!(
+        "{e}; the change was staged over {total} transactions, so no node applied any of it, and it is being rolled back (retried until etcd answers)"
+    );
+    match e {
+        ApiError::Conflict { details, .. } => ApiError::Conflict { message, details },
+        _ => ApiError::Unavailable(message),
     }
 }

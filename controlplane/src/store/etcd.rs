@@ -3,7 +3,8 @@
 //! record in one transaction), history and node keys. Every call is bounded by the store's
 //! timeout, so an unreachable etcd is a fast [`StoreError::Unavailable`].
 
-use crate::history::{key_segment, Record};
+use crate::history::{key_segment, Record, Recorded};
+use crate::store::staging::{staging_ops, Marker, Staged, StoredMarker};
 use crate::store::{NodeEntry, Snapshot, StoreError, Stored, Write};
 use etcd_client::{Compare, CompareOp, GetOptions, SortOrder, SortTarget};
 use louailink_shared::storage::etcd::parse_generation;
@@ -112,6 +113,11 @@ impl EtcdBackend {
                     };
                     snapshot.items.insert(key, stored);
                 }
+                Some(KeyKind::ImportMarker) => {
+                    let id = serde_json::from_slice::<Marker>(&entry.value)
+                        .map_or_else(|_| "?".to_string(), |m| m.id);
+                    snapshot.staged = Some(id);
+                }
                 Some(KeyKind::Generation) => {
                     snapshot.expected = Expected {
                         generation: parse_generation(&entry.value).unwrap_or(0),
@@ -160,6 +166,19 @@ impl EtcdBackend {
                 });
             }
         }
+        if let Some(staging) = &write.staging {
+            let marker_key = keys.import_marker();
+            let bytes = staging.marker.bytes.clone();
+            compares.push(if staging.begin {
+                Compare::version(marker_key.clone(), CompareOp::Equal, 0)
+            } else {
+                Compare::value(marker_key.clone(), CompareOp::Equal, bytes)
+            });
+            let undo_dir = keys.import_undo_dir(&staging.marker.marker.id);
+            let ops = staging_ops(staging, &marker_key, &undo_dir)
+                .map_err(|e| StoreError::Failed(format!("cannot encode the undo values: {e}")))?;
+            extra.extend(ops);
+        }
         self.store
             .commit_guarded(write.changes, write.expected, compares, &extra)
             .await
@@ -201,6 +220,48 @@ impl EtcdBackend {
             }
         }
         Ok(records)
+    }
+
+    /// The staged change left in the store, if its marker exists: the marker and the values
+    /// its steps replaced, in step order.
+    pub async fn staged(&self) -> Result<Option<Staged>, StoreError> {
+        let keys = self.store.keys();
+        let Some(entry) = self
+            .store
+            .get(&keys.import_marker())
+            .await
+            .map_err(store_error)?
+        else {
+            return Ok(None);
+        };
+        let marker = serde_json::from_slice::<Marker>(&entry.value).map_err(|e| {
+            StoreError::Failed(format!("{} does not decode: {e}", keys.import_marker()))
+        })?;
+        let marker = StoredMarker {
+            marker,
+            bytes: entry.value,
+        };
+        let dir = keys.import_undo_dir(&marker.marker.id);
+        let options = GetOptions::new()
+            .with_prefix()
+            .with_sort(SortTarget::Key, SortOrder::Ascend);
+        let mut kv = self
+            .store
+            .client()
+            .kv_client()
+            .max_decoding_message_size(HISTORY_MESSAGE_LIMIT);
+        let mut resp = self.timed(&dir, kv.get(dir.clone(), Some(options))).await?;
+        let mut undo = Vec::new();
+        for kv in resp.take_kvs() {
+            let values: Vec<Recorded> = serde_json::from_slice(kv.value()).map_err(|e| {
+                StoreError::Failed(format!(
+                    "{} does not decode: {e}",
+                    String::from_utf8_lossy(kv.key())
+                ))
+            })?;
+            undo.extend(values);
+        }
+        Ok(Some(Staged { marker, undo }))
     }
 
     /// Every node status key.

@@ -183,6 +183,7 @@ impl FileBackend {
                 generation_revision: generation,
             },
             items,
+            staged: None,
         };
         Ok(Scan { snapshot, places })
     }

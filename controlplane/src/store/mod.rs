@@ -5,6 +5,7 @@
 
 pub mod etcd;
 pub mod file;
+pub mod staging;
 
 use crate::error::ApiError;
 use crate::history::Record;
@@ -13,6 +14,7 @@ use file::FileBackend;
 use louailink_shared::storage::{Change, Committed, Expected, ItemKey, NodeStatus};
 use louailink_shared::{decode_item, Config, ConfigError};
 use serde_json::Value;
+use staging::{Staged, Staging};
 use std::collections::BTreeMap;
 
 /// A store failure.
@@ -59,6 +61,8 @@ pub struct Snapshot {
     pub expected: Expected,
     /// Every item.
     pub items: BTreeMap<ItemKey, Stored>,
+    /// The id of a staged change whose marker exists (being written or rolled back).
+    pub staged: Option<String>,
 }
 
 impl Snapshot {
@@ -104,6 +108,8 @@ pub struct Write<'a> {
     pub if_match: &'a [(ItemKey, i64)],
     /// The history record, its id the next generation.
     pub record: Option<&'a Record>,
+    /// Part of a change staged over several transactions (etcd only).
+    pub staging: Option<Staging<'a>>,
 }
 
 /// A data-plane node's status key as read.
@@ -148,6 +154,19 @@ impl Store {
             Store::Etcd(s) => s.commit(write).await,
             Store::File(s) => s.commit(write).await,
         }
+    }
+
+    /// A staged change left in the store (etcd only), if any.
+    pub async fn staged(&self) -> Result<Option<Staged>, StoreError> {
+        match self {
+            Store::Etcd(s) => s.staged().await,
+            Store::File(_) => Ok(None),
+        }
+    }
+
+    /// Whether changes over several transactions are staged (nodes apply them at once).
+    pub fn stages(&self) -> bool {
+        matches!(self, Store::Etcd(_))
     }
 
     /// The generation and revision a write that follows `committed` is guarded by.

@@ -104,6 +104,9 @@ pub(crate) struct Mirror {
     published: BTreeMap<String, Entry>,
     /// Newest revision applied.
     revision: i64,
+    /// `meta/import` exists: a change staged over several transactions is being written or
+    /// rolled back, so nothing is built until it is gone (then all of it at once).
+    staged: bool,
 }
 
 impl Mirror {
@@ -117,6 +120,7 @@ impl Mirror {
             bad: BTreeMap::new(),
             published: BTreeMap::new(),
             revision: 0,
+            staged: false,
         }
     }
 
@@ -135,6 +139,11 @@ impl Mirror {
     /// Newest revision applied.
     pub fn revision(&self) -> i64 {
         self.revision
+    }
+
+    /// Whether a staged change is in progress (`meta/import` exists): do not build.
+    pub fn staged(&self) -> bool {
+        self.staged
     }
 
     /// The value of `meta/generation`, if present and a number.
@@ -167,6 +176,7 @@ impl Mirror {
     /// anything the config is built from changed. The revision becomes the read's, even if
     /// it went backwards (etcd restored or wiped).
     pub fn replace(&mut self, read: &PrefixRead) -> bool {
+        let was_staged = std::mem::take(&mut self.staged);
         let mut changed = false;
         let mut present = std::collections::BTreeSet::new();
         for entry in &read.entries {
@@ -186,13 +196,16 @@ impl Mirror {
             changed |= self.delete(&key);
         }
         self.revision = read.revision;
-        changed
+        changed || was_staged != self.staged
     }
 
     fn put(&mut self, entry: RawEntry) -> bool {
         let Some(kind) = self.keys.parse(&entry.key) else {
             return false;
         };
+        if kind == KeyKind::ImportMarker {
+            return !std::mem::replace(&mut self.staged, true);
+        }
         if kind == KeyKind::Generation {
             let changed = self.generation.as_ref().map(|g| &g.value) != Some(&entry.value);
             self.generation = Some(entry);
@@ -228,6 +241,9 @@ impl Mirror {
     }
 
     fn delete(&mut self, key: &str) -> bool {
+        if self.keys.parse(key) == Some(KeyKind::ImportMarker) {
+            return std::mem::take(&mut self.staged);
+        }
         if self.generation.as_ref().is_some_and(|g| g.key == key) {
             self.generation = None;
             return true;
@@ -446,6 +462,42 @@ mod tests {
         let out = m.build();
         assert_eq!(published(&out).locations["a"].path.as_deref(), Some("/z"));
         assert_eq!(out.rejected.len(), 1);
+    }
+
+    #[test]
+    fn a_staged_change_is_held_until_its_marker_goes() {
+        let mut m = base();
+        assert!(!m.staged());
+        m.apply(&[
+            put("meta/import", "{}", 2),
+            put("locations/b", r#"{"path": "/b", "upstream": "u"}"#, 2),
+        ]);
+        assert!(m.staged());
+        m.apply(&[put("locations/c", r#"{"path": "/c", "upstream": "u"}"#, 3)]);
+        assert!(m.staged());
+        // The marker's deletion is a change: the whole is built then.
+        assert!(m.apply(&[del("meta/import", 4)]));
+        assert!(!m.staged());
+        let out = m.build();
+        assert!(published(&out).locations.contains_key("b"));
+        assert!(published(&out).locations.contains_key("c"));
+        // A full read sees the marker too, and its absence.
+        let read = |with_marker: bool| PrefixRead {
+            revision: 9,
+            entries: with_marker
+                .then(|| RawEntry {
+                    key: "/l/meta/import".into(),
+                    value: b"{}".to_vec(),
+                    mod_revision: 9,
+                })
+                .into_iter()
+                .collect(),
+            ..PrefixRead::default()
+        };
+        m.replace(&read(true));
+        assert!(m.staged());
+        assert!(m.replace(&read(false)));
+        assert!(!m.staged());
     }
 
     #[test]

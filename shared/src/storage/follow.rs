@@ -21,6 +21,10 @@
 //!    can serve while etcd is unreachable; `stale` is true until the first read succeeds and
 //!    whenever etcd cannot be reached.
 //! 7. A wiped prefix is not published; see [`Alarm::WipedPrefix`].
+//! 8. While `meta/import` exists (a change staged over several transactions by the control
+//!    plane is being written or rolled back) changes are taken in but nothing is built; when
+//!    it goes, the whole change is built at once. A node that starts meanwhile keeps its
+//!    seed (state file) until then.
 //!
 //! Subscribers are woken when the config, the rejected items, the alarms or `stale` change.
 //! The revision, generation and counters are updated without waking anyone (so the
@@ -281,7 +285,9 @@ impl Task {
             changed,
             "read the etcd prefix"
         );
-        let outcome = (changed || self.builds == 0).then(|| self.build());
+        // While a staged change is in progress nothing is built (see `Mirror::staged`).
+        let outcome =
+            ((changed || self.builds == 0) && !self.mirror.staged()).then(|| self.build());
         self.publish(outcome);
     }
 
@@ -311,8 +317,11 @@ impl Task {
             next.rejected = outcome.rejected;
             next.alarms = outcome.alarms;
         }
-        next.revision = self.mirror.revision();
-        next.generation = self.mirror.generation();
+        // The revision reported as applied stays put while a staged change is held back.
+        if !self.mirror.staged() {
+            next.revision = self.mirror.revision();
+            next.generation = self.mirror.generation();
+        }
         next.stale = self.stale;
         next.last_error = self.last_error.clone();
         next.builds = self.builds;
@@ -368,7 +377,7 @@ impl Task {
                     }
                     if !events.is_empty() {
                         let changed = self.mirror.apply(&events);
-                        let outcome = changed.then(|| self.build());
+                        let outcome = (changed && !self.mirror.staged()).then(|| self.build());
                         self.publish(outcome);
                     }
                     if let Some(end) = end {

@@ -6,6 +6,8 @@
 //! | `<prefix>/basic` | the `basic` item |
 //! | `<prefix>/<kind>/<name>` | one item of `servers`, `locations`, `upstreams`, `plugins`, `certificates` |
 //! | `<prefix>/meta/generation` | bumped by every change the control plane makes |
+//! | `<prefix>/meta/import` | present while a change split over several transactions is being written (or rolled back): nodes apply nothing until it is gone |
+//! | `<prefix>/meta/import-undo/<id>/…` | the values such a change replaced, to roll it back |
 //! | `<prefix>/nodes/<node-id>` | a node's status, bound to its lease |
 //! | `<prefix>/acme/…`, `<prefix>/history/…` | not config; ignored by the follower |
 
@@ -166,6 +168,8 @@ pub enum KeyKind {
     },
     /// `<prefix>/meta/generation`.
     Generation,
+    /// `<prefix>/meta/import`: a staged change is in progress.
+    ImportMarker,
     /// `<prefix>/nodes/<id>`.
     Node(String),
     /// Anything else that is not config (`meta/…`, `acme/…`, `history/…`).
@@ -231,6 +235,16 @@ impl Keys {
         format!("{}/meta/generation", self.prefix)
     }
 
+    /// `<prefix>/meta/import`: present while a staged change is written or rolled back.
+    pub fn import_marker(&self) -> String {
+        format!("{}/meta/import", self.prefix)
+    }
+
+    /// `<prefix>/meta/import-undo/<id>/`: the undo values of staged change `id`.
+    pub fn import_undo_dir(&self, id: &str) -> String {
+        format!("{}/meta/import-undo/{id}/", self.prefix)
+    }
+
     /// `<prefix>/nodes/`.
     pub fn nodes_dir(&self) -> String {
         format!("{}/nodes/", self.prefix)
@@ -258,6 +272,7 @@ impl Keys {
         }
         Some(match first {
             "meta" if name == "generation" => KeyKind::Generation,
+            "meta" if name == "import" => KeyKind::ImportMarker,
             "nodes" if !name.is_empty() => KeyKind::Node(name.to_string()),
             _ if NOT_CONFIG.contains(&first) => KeyKind::Other,
             _ => KeyKind::Unknown {
@@ -308,6 +323,14 @@ mod tests {
             Some(KeyKind::Other)
         );
         assert_eq!(keys.parse("/louailink/meta/other"), Some(KeyKind::Other));
+        assert_eq!(
+            keys.parse(&keys.import_marker()),
+            Some(KeyKind::ImportMarker)
+        );
+        assert_eq!(
+            keys.parse(&format!("{}0", keys.import_undo_dir("x"))),
+            Some(KeyKind::Other)
+        );
         assert_eq!(
             keys.parse("/louailink/locaitons/x"),
             Some(KeyKind::Unknown {
