@@ -178,12 +178,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     };
     // One copy of the config, shared with the first snapshot.
     let config = Arc::new(start.config);
-    if cli.test {
-        println!("config ok: {source}");
-        println!("{}", louailink_shared::validate::summary(&config));
-        return Ok(0);
-    }
-    if start.fleet.is_none() {
+    if start.fleet.is_none() && !cli.test {
         init_logging(cli.log.as_deref(), config.basic.log_level.as_deref())?;
     }
 
@@ -201,6 +196,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         };
     drop(runtime);
+    // `-t` builds the snapshot too: it refuses exactly what starting would refuse.
+    if cli.test {
+        println!("config ok: {source}");
+        println!("{}", louailink_shared::validate::summary(&config));
+        return Ok(0);
+    }
     louailink::lifecycle::config_runtime::release_memory();
 
     let default_dir = home_dir().join(".louailink");

@@ -4,7 +4,7 @@
 
 use crate::lifecycle::node::{backend_health, NodeView};
 use crate::lifecycle::reload::{Outcome, Reloader};
-use crate::runtime::snapshot::Snapshot;
+use crate::runtime::snapshot::{BuildError, Snapshot};
 use arc_swap::ArcSwap;
 use louailink_shared::storage::{
     EtcdSpec, FollowState, Follower, FollowerOptions, NodeKeeper, NodeStatus, StateFile,
@@ -111,7 +111,7 @@ pub async fn follow(
     // The state published before we subscribed (e.g. the seed, stale while etcd is down)
     // counts too: apply it once so the status says so.
     let current = rx.borrow_and_update().clone();
-    apply(&reloader, &node, &saver, &current).await;
+    apply(&reloader, &node, &saver, &current, &follower).await;
     let status = node.status(&state.load());
     keeper.update(|s| *s = status);
     let mut health_tick = tokio::time::interval(Duration::from_secs(1));
@@ -123,7 +123,7 @@ pub async fn follow(
                     return tracing::error!("the etcd follower stopped");
                 }
                 let followed = rx.borrow_and_update().clone();
-                apply(&reloader, &node, &saver, &followed).await;
+                apply(&reloader, &node, &saver, &followed, &follower).await;
                 let status = node.status(&state.load());
                 keeper.update(|s| *s = status);
             }
@@ -139,8 +139,15 @@ pub async fn follow(
 }
 
 /// Applies one followed state, then records in the node's status what it now serves: the
-/// revision and hash change only once the new snapshot is swapped in.
-async fn apply(reloader: &Reloader, node: &NodeView, saver: &Saver, followed: &FollowState) {
+/// revision and hash change only once the new snapshot is swapped in. Items the snapshot
+/// refuses go back to the follower, which rejects them per key and publishes the rest.
+async fn apply(
+    reloader: &Reloader,
+    node: &NodeView,
+    saver: &Saver,
+    followed: &FollowState,
+    follower: &Follower,
+) {
     let Some(config) = followed.config.as_ref() else {
         return node.update(|s| s.follow(followed));
     };
@@ -155,7 +162,16 @@ async fn apply(reloader: &Reloader, node: &NodeView, saver: &Saver, followed: &F
     });
     match outcome {
         Outcome::Rejected(errors) => {
-            tracing::error!(revision = followed.revision, errors = ?errors, "config from etcd not applied");
+            tracing::error!(
+                revision = followed.revision,
+                "config from etcd not applied: {}",
+                join(&errors)
+            );
+            let items = errors
+                .into_iter()
+                .filter_map(|e| Some((e.item?, e.message)))
+                .collect();
+            follower.unbuildable(Arc::clone(&reloader.current().config), items);
         }
         outcome => {
             if !followed.stale {
@@ -166,6 +182,11 @@ async fn apply(reloader: &Reloader, node: &NodeView, saver: &Saver, followed: &F
             }
         }
     }
+}
+
+fn join(errors: &[BuildError]) -> String {
+    let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    messages.join("; ")
 }
 
 /// The newest applied config and its revision, for the state file.
