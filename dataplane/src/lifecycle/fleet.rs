@@ -28,13 +28,23 @@ pub struct Fleet {
     pub seed: Option<StateSnapshot>,
 }
 
+/// What a node starts from in etcd mode.
+pub struct Initial {
+    /// The config to serve.
+    pub config: Config,
+    /// Its snapshot for the follower to start from (revision included), if any.
+    pub seed: Option<StateSnapshot>,
+    /// True when `config` came from etcd (else from the state file, or empty).
+    pub ready: bool,
+    /// The last good config saved in the state dir, if it differs from `config`: the fallback
+    /// when `config` cannot be built.
+    pub last_good: Option<StateSnapshot>,
+}
+
 /// The config to start with: etcd's when it answers within its timeout, else the state
-/// file's (served as stale). `ready` tells whether it came from etcd.
-pub fn initial_config(
-    spec: &EtcdSpec,
-    state_file: &StateFile,
-) -> anyhow::Result<(Config, Option<StateSnapshot>, bool)> {
-    let seed = match state_file.load() {
+/// file's (served as stale).
+pub fn initial_config(spec: &EtcdSpec, state_file: &StateFile) -> anyhow::Result<Initial> {
+    let saved = match state_file.load() {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "ignoring the saved config snapshot");
@@ -47,7 +57,7 @@ pub fn initial_config(
         .build()?;
     let wait = spec.timeout.max(Duration::from_secs(2));
     let state = runtime.block_on(async {
-        let follower = Follower::spawn(spec.clone(), seed.as_ref(), FollowerOptions::default())?;
+        let follower = Follower::spawn(spec.clone(), saved.as_ref(), FollowerOptions::default())?;
         let mut rx = follower.subscribe();
         let fresh =
             tokio::time::timeout(wait, rx.wait_for(|s| !s.stale && s.config.is_some())).await;
@@ -63,16 +73,27 @@ pub fn initial_config(
         anyhow::Ok(state)
     })?;
     drop(runtime);
-    match (&state.config, state.stale) {
+    Ok(match (&state.config, state.stale) {
         (Some(config), false) => {
             let snapshot = StateSnapshot::new((**config).clone(), state.revision, spec.to_string());
-            Ok(((**config).clone(), Some(snapshot), true))
+            let last_good = saved.filter(|s| s.hash != snapshot.hash);
+            Initial {
+                config: (**config).clone(),
+                seed: Some(snapshot),
+                ready: true,
+                last_good,
+            }
         }
         (Some(config), true) => {
             tracing::warn!(
                 "etcd unreachable: serving the last good config from the state dir (stale)"
             );
-            Ok(((**config).clone(), seed, false))
+            Initial {
+                config: (**config).clone(),
+                seed: saved,
+                ready: false,
+                last_good: None,
+            }
         }
         (None, _) => {
             tracing::warn!(
@@ -82,9 +103,14 @@ pub fn initial_config(
                     .unwrap_or("no config under the prefix"),
                 "no config from etcd and none saved: starting empty until etcd has one"
             );
-            Ok((Config::default(), None, false))
+            Initial {
+                config: Config::default(),
+                seed: None,
+                ready: false,
+                last_good: None,
+            }
         }
-    }
+    })
 }
 
 /// Follows etcd until the process ends.
