@@ -226,3 +226,30 @@ async fn a_document_replaces_unless_merge_like_the_import() {
         "{written:?}"
     );
 }
+
+/// A regex that parses but compiles past the data plane's size limit: the control plane used
+/// to store it (201) and every node then refused the whole config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_regex_over_the_compiled_size_limit_is_refused_as_the_nodes_would() {
+    let (etcd, c, gen) = with_base().await;
+    let huge = json!({"path": "~^/b(a{1000}){1000}$", "upstream": "u"});
+    let r = c
+        .call("PUT", "/api/v1/locations/huge", Some(huge.clone()))
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(details(&r), [("locations.huge".into(), "path".into())]);
+    assert!(r.body.to_string().contains("size limit"), "{r:?}");
+    let r = c
+        .call(
+            "POST",
+            "/api/v1/validate",
+            Some(json!({"locations": {"huge": huge}})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(
+        details(&r).contains(&("locations.huge".into(), "path".into())),
+        "{r:?}"
+    );
+    assert_eq!(generation(&etcd), gen, "nothing written");
+}

@@ -4,7 +4,7 @@ use louailink::lifecycle::node::NodeView;
 use louailink::lifecycle::{fleet, server};
 use louailink::request::access_log;
 use louailink::runtime::snapshot;
-use louailink_shared::storage::{ConfigSource, EtcdSpec, StateFile};
+use louailink_shared::storage::{ConfigSource, EtcdSpec, StateFile, StateSnapshot};
 use louailink_shared::Config;
 use std::path::Path;
 use std::sync::Arc;
@@ -97,6 +97,8 @@ struct Start {
     watch: Option<PathBuf>,
     fleet: Option<fleet::Fleet>,
     node: NodeView,
+    /// etcd mode: the last good config of the state dir, should `config` not build.
+    fallback: Option<StateSnapshot>,
 }
 
 fn start_from_files(cli: &Cli, path: &Path) -> Result<Start, i32> {
@@ -116,6 +118,7 @@ fn start_from_files(cli: &Cli, path: &Path) -> Result<Start, i32> {
         watch: (cli.autoreload || cli.autorestart).then(|| path.to_path_buf()),
         fleet: None,
         node: NodeView::new(fleet::new_status(&id), true),
+        fallback: None,
     })
 }
 
@@ -125,28 +128,58 @@ fn start_from_etcd(cli: &Cli, spec: EtcdSpec) -> anyhow::Result<Start> {
         .clone()
         .unwrap_or_else(|| home_dir().join(".louailink").join("state"));
     let state_file = Arc::new(StateFile::new(&state_dir));
-    let (config, seed, ready) = fleet::initial_config(&spec, &state_file)?;
-    if ready {
-        if let Some(seed) = &seed {
-            if let Err(e) = state_file.save(seed) {
-                tracing::warn!(error = %e, "cannot save the config snapshot");
-            }
-        }
-    }
+    let initial = fleet::initial_config(&spec, &state_file)?;
     let id = cli
         .node_id
         .clone()
         .unwrap_or_else(|| fleet::node_id(&state_dir));
     Ok(Start {
-        config,
+        config: initial.config,
         watch: None,
         fleet: Some(fleet::Fleet {
             spec,
             state_file,
-            seed,
+            seed: initial.seed,
         }),
-        node: NodeView::new(fleet::new_status(&id), ready),
+        node: NodeView::new(fleet::new_status(&id), initial.ready),
+        fallback: initial.last_good,
     })
+}
+
+/// Builds the first snapshot. In etcd mode a config that cannot be built falls back to the
+/// state dir's last good one (the follower then rejects the items at fault, per key), and
+/// etcd's config is saved as the last good one once it is built.
+fn first_snapshot(
+    start: &mut Start,
+    config: Arc<Config>,
+    sink: &Arc<access_log::Sink>,
+) -> anyhow::Result<Result<snapshot::Snapshot, Vec<snapshot::BuildError>>> {
+    // Building resolves backend addresses, which needs a runtime; pingora's own start later.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut built = runtime.block_on(snapshot::Snapshot::build(config, None, sink));
+    if let (Err(errors), Some(last_good), Some(fleet)) =
+        (&built, start.fallback.take(), start.fleet.as_mut())
+    {
+        for e in errors {
+            tracing::error!(error = %e, "the config from etcd cannot be built");
+        }
+        tracing::warn!("serving the last good config from the state dir until etcd's builds");
+        let config = Arc::new(last_good.config.clone());
+        fleet.seed = Some(last_good);
+        // Not ready: ready means serving etcd's config, which the follower brings later.
+        start.node = NodeView::new(fleet::new_status(&start.node.id()), false);
+        built = runtime.block_on(snapshot::Snapshot::build(config, None, sink));
+    }
+    if let (Ok(_), Some(fleet)) = (&built, &start.fleet) {
+        if let Some(seed) = fleet.seed.as_ref().filter(|_| start.node.is_ready()) {
+            if let Err(e) = fleet.state_file.save(seed) {
+                tracing::warn!(error = %e, "cannot save the config snapshot");
+            }
+        }
+    }
+    Ok(built)
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
@@ -157,7 +190,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     let source = ConfigSource::parse(&source_text)?;
     // rustls needs one process-wide crypto provider; ring is the only one compiled in.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let start = match source {
+    let mut start = match source {
         ConfigSource::Etcd(ref spec) => {
             // Logging first: reaching etcd may take a while and has things to say.
             init_logging(cli.log.as_deref(), None)?;
@@ -177,30 +210,26 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
     };
     // One copy of the config, shared with the first snapshot.
-    let config = Arc::new(start.config);
+    let config = Arc::new(std::mem::take(&mut start.config));
+    if start.fleet.is_none() && !cli.test {
+        init_logging(cli.log.as_deref(), config.basic.log_level.as_deref())?;
+    }
+
+    let sink = access_log::Sink::new(cli.log.clone());
+    let snapshot = match first_snapshot(&mut start, config, &sink)? {
+        Ok(s) => s,
+        Err(errors) => {
+            print_errors(&source.to_string(), &errors);
+            return Ok(1);
+        }
+    };
+    let config = Arc::clone(&snapshot.config);
+    // `-t` builds the snapshot too: it refuses exactly what starting would refuse.
     if cli.test {
         println!("config ok: {source}");
         println!("{}", louailink_shared::validate::summary(&config));
         return Ok(0);
     }
-    if start.fleet.is_none() {
-        init_logging(cli.log.as_deref(), config.basic.log_level.as_deref())?;
-    }
-
-    let sink = access_log::Sink::new(cli.log.clone());
-    // Building resolves backend addresses, which needs a runtime; pingora's own start later.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let snapshot =
-        match runtime.block_on(snapshot::Snapshot::build(Arc::clone(&config), None, &sink)) {
-            Ok(s) => s,
-            Err(errors) => {
-                print_errors(&source.to_string(), &errors);
-                return Ok(1);
-            }
-        };
-    drop(runtime);
     louailink::lifecycle::config_runtime::release_memory();
 
     let default_dir = home_dir().join(".louailink");

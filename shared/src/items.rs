@@ -25,10 +25,21 @@ pub(crate) fn aliases_of(kind: Kind) -> Vec<(&'static str, &'static str)> {
         .collect()
 }
 
-/// Checks an item name: non-empty, only `A-Z a-z 0-9 _ . : -`, and no `..`.
+/// Longest item name: names become etcd keys, file names (`<name>.toml`, at most 255 bytes)
+/// and log fields, and nobody names a route with a paragraph.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// Checks an item name: 1 to [`MAX_NAME_LEN`] bytes of `A-Z a-z 0-9 _ . : -`, and no `..`.
 pub fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("item name is empty".into());
+    }
+    if name.len() > MAX_NAME_LEN {
+        let start: String = name.chars().take(16).collect();
+        return Err(format!(
+            "item name {start:?}... is {} bytes long; at most {MAX_NAME_LEN}",
+            name.len()
+        ));
     }
     if name.contains("..") {
         return Err(format!("item name {name:?} must not contain \"..\""));
@@ -284,5 +295,8 @@ mod tests {
             "{e}"
         );
         assert!(check_name("api-v1_2.x:y").is_ok());
+        assert!(check_name(&"a".repeat(MAX_NAME_LEN)).is_ok());
+        let long = check_name(&"a".repeat(10_000)).unwrap_err();
+        assert!(long.contains("10000 bytes long; at most 128"), "{long}");
     }
 }

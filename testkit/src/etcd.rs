@@ -42,6 +42,8 @@ pub struct Etcd {
     client_port: u16,
     peer_port: u16,
     tls: Option<EtcdTls>,
+    /// `--max-request-bytes`, when not etcd's default (1.5 MiB).
+    max_request_bytes: Option<usize>,
     /// Holds the TLS files for as long as the process lives.
     _tls_dir: Option<tempfile::TempDir>,
 }
@@ -63,15 +65,20 @@ fn require_binaries() {
 impl Etcd {
     /// Starts a plain (http) etcd and waits until it is healthy.
     pub fn start() -> Etcd {
-        Self::start_with(false)
+        Self::start_with(false, None)
     }
 
     /// Starts an etcd that requires TLS with client certificates.
     pub fn start_tls() -> Etcd {
-        Self::start_with(true)
+        Self::start_with(true, None)
     }
 
-    fn start_with(tls: bool) -> Etcd {
+    /// Starts a plain etcd that takes requests (hence values) up to `bytes`.
+    pub fn start_with_max_request_bytes(bytes: usize) -> Etcd {
+        Self::start_with(false, Some(bytes))
+    }
+
+    fn start_with(tls: bool, max_request_bytes: Option<usize>) -> Etcd {
         require_binaries();
         let mut tls_dir = tls.then(|| tempfile::tempdir().expect("temp dir"));
         let tls = tls_dir.as_ref().map(|d| make_tls(d.path()));
@@ -86,6 +93,7 @@ impl Etcd {
                 client_port: crate::free_port(),
                 peer_port: crate::free_port(),
                 tls: tls.clone(),
+                max_request_bytes,
                 _tls_dir: None,
             };
             etcd.spawn();
@@ -141,6 +149,9 @@ impl Etcd {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);
+        if let Some(bytes) = self.max_request_bytes {
+            cmd.arg(format!("--max-request-bytes={bytes}"));
+        }
         if let Some(tls) = &self.tls {
             cmd.arg(format!("--cert-file={}", tls.server_cert.display()))
                 .arg(format!("--key-file={}", tls.server_key.display()))

@@ -97,10 +97,12 @@ pub struct Fleet {
 impl Fleet {
     /// Starts etcd and writes `basic` (1 thread, 1 s grace period) and `meta/generation`.
     pub fn start() -> Fleet {
-        let fleet = Fleet {
-            etcd: Etcd::start(),
-            link: None,
-        };
+        Self::start_on(Etcd::start())
+    }
+
+    /// Like [`Fleet::start`], on an etcd started by the caller.
+    pub fn start_on(etcd: Etcd) -> Fleet {
+        let fleet = Fleet { etcd, link: None };
         fleet.txn(&[
             Op::Put(
                 "basic",

@@ -49,6 +49,26 @@ fn regex_that_does_not_compile_is_reported() {
     out.assert_mentions(&["locations.loc", "path", "louailink.toml:6"]);
 }
 
+/// A regex that parses but compiles past the size limit: `-t` refused it where starting
+/// failed ("Compiled regex exceeds size limit"), so `-t && kill -QUIT && -u` ended in an outage.
+#[test]
+fn a_regex_over_the_compiled_size_limit_fails_the_check_as_it_fails_the_start() {
+    let config = valid(free_port(), "127.0.0.1:1").replace(
+        "upstream = \"up\"\n",
+        "upstream = \"up\"\npath = \"~^/b(a{1000}){1000}$\"\n",
+    );
+    let out = Louailink::check(&config);
+    assert!(!out.ok(), "{out:#?}");
+    out.assert_mentions(&["locations.loc", "path", "size limit", "louailink.toml:6"]);
+    // Just under the limit is fine for both.
+    let fine = valid(free_port(), "127.0.0.1:1").replace(
+        "upstream = \"up\"\n",
+        "upstream = \"up\"\npath = \"~^/b(a{100}){10}$\"\n",
+    );
+    let out = Louailink::check(&fine);
+    assert!(out.ok(), "{out:#?}");
+}
+
 #[test]
 fn missing_references_are_reported() {
     let config = valid(free_port(), "127.0.0.1:1")

@@ -242,6 +242,78 @@ async fn an_invalid_item_is_rejected_while_other_changes_apply() {
     assert!(status.rejected_key(&junk_key).is_some(), "{status:#?}");
 }
 
+/// A location whose regex parses but compiles past the size limit, written straight into
+/// etcd and listed by the server: nodes used to refuse the whole config and then every later
+/// change, unrelated ones included, while reporting nothing rejected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_regex_too_big_to_compile_is_rejected_per_key_and_later_changes_apply() {
+    let s = Setup::start(Fleet::start()).await;
+    let huge = s.fleet.txn(&[
+        Op::Put(
+            "locations/huge",
+            json!({"path": "~^/b(a{1000}){1000}$", "plugins": ["answer"]}),
+        ),
+        Op::Put("servers/main", server(s.port, &["huge", "root"])),
+    ]);
+    let huge_key = Fleet::key("locations/huge");
+    let status = s
+        .wait_status("the huge regex rejected", |st| {
+            st.rejected_key(&huge_key).is_some()
+        })
+        .await;
+    let rejection = status.rejected_key(&huge_key).unwrap();
+    assert_eq!(rejection.revision, huge, "{rejection:?}");
+    assert!(rejection.error.contains("size limit"), "{rejection:?}");
+    // Unrelated changes still apply, and the routes that were there still serve.
+    s.fleet.put("plugins/answer", mock("v2"));
+    s.wait_answer("v2").await;
+    assert_eq!(s.get("/baaa").await.body, "v2");
+}
+
+/// Writes a value larger than `etcdctl` sends (2 MiB) with a client of our own.
+async fn put_large(fleet: &Fleet, item: &str, value: &serde_json::Value) {
+    let mut client = etcd_client::Client::connect([fleet.etcd.endpoint()], None)
+        .await
+        .expect("etcd client");
+    client
+        .put(Fleet::key(item), value.to_string(), None)
+        .await
+        .expect("put a large value");
+}
+
+/// A value over the etcd client's default 4 MiB message size (etcd itself took it: its
+/// request limit was raised): a running node applied it, but a restarted or fresh node could
+/// not read the prefix, stayed stale and not ready, and ignored every later change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarts_and_a_fresh_node_starts_on_a_5_mb_value() {
+    let fleet = Fleet::start_on(louailink_tests::Etcd::start_with_max_request_bytes(8 << 20));
+    let mut s = Setup::start(fleet).await;
+    let big = "x".repeat(5 << 20);
+    put_large(&s.fleet, "plugins/answer", &mock(&big)).await;
+    s.wait_answer(&big).await;
+
+    s.node.signal(libc::SIGTERM);
+    assert!(s.node.wait_exit(WAIT).await.is_some(), "node did not stop");
+    s.node = Setup::start_node(&s.fleet, &s.state, s.port).await;
+    s.wait_status("ok, not stale", |st| !st.stale && st.status == "ok")
+        .await;
+    assert_eq!(s.node.admin_get("ready").await.0, 200);
+    assert_eq!(s.get("/").await.body.len(), big.len());
+    // It follows again: a later change applies.
+    s.fleet.put("plugins/answer", mock("small again"));
+    s.wait_answer("small again").await;
+
+    // A node that never saw the value (no state dir) starts on it too.
+    put_large(&s.fleet, "plugins/answer", &mock(&big)).await;
+    s.wait_answer(&big).await;
+    s.node.signal(libc::SIGTERM);
+    assert!(s.node.wait_exit(WAIT).await.is_some(), "node did not stop");
+    let fresh = tempfile::tempdir().expect("state dir");
+    s.node = Setup::start_node(&s.fleet, &fresh, s.port).await;
+    s.wait_answer(&big).await;
+    assert_eq!(s.node.admin_get("ready").await.0, 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_going_away_under_traffic_fails_no_request_and_changes_made_meanwhile_arrive() {
     // The node reaches etcd through a link, so etcd can come back while the node still

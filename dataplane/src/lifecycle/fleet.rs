@@ -4,7 +4,7 @@
 
 use crate::lifecycle::node::{backend_health, NodeView};
 use crate::lifecycle::reload::{Outcome, Reloader};
-use crate::runtime::snapshot::Snapshot;
+use crate::runtime::snapshot::{BuildError, Snapshot};
 use arc_swap::ArcSwap;
 use louailink_shared::storage::{
     EtcdSpec, FollowState, Follower, FollowerOptions, NodeKeeper, NodeStatus, StateFile,
@@ -28,13 +28,23 @@ pub struct Fleet {
     pub seed: Option<StateSnapshot>,
 }
 
+/// What a node starts from in etcd mode.
+pub struct Initial {
+    /// The config to serve.
+    pub config: Config,
+    /// Its snapshot for the follower to start from (revision included), if any.
+    pub seed: Option<StateSnapshot>,
+    /// True when `config` came from etcd (else from the state file, or empty).
+    pub ready: bool,
+    /// The last good config saved in the state dir, if it differs from `config`: the fallback
+    /// when `config` cannot be built.
+    pub last_good: Option<StateSnapshot>,
+}
+
 /// The config to start with: etcd's when it answers within its timeout, else the state
-/// file's (served as stale). `ready` tells whether it came from etcd.
-pub fn initial_config(
-    spec: &EtcdSpec,
-    state_file: &StateFile,
-) -> anyhow::Result<(Config, Option<StateSnapshot>, bool)> {
-    let seed = match state_file.load() {
+/// file's (served as stale).
+pub fn initial_config(spec: &EtcdSpec, state_file: &StateFile) -> anyhow::Result<Initial> {
+    let saved = match state_file.load() {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "ignoring the saved config snapshot");
@@ -47,7 +57,7 @@ pub fn initial_config(
         .build()?;
     let wait = spec.timeout.max(Duration::from_secs(2));
     let state = runtime.block_on(async {
-        let follower = Follower::spawn(spec.clone(), seed.as_ref(), FollowerOptions::default())?;
+        let follower = Follower::spawn(spec.clone(), saved.as_ref(), FollowerOptions::default())?;
         let mut rx = follower.subscribe();
         let fresh =
             tokio::time::timeout(wait, rx.wait_for(|s| !s.stale && s.config.is_some())).await;
@@ -63,16 +73,27 @@ pub fn initial_config(
         anyhow::Ok(state)
     })?;
     drop(runtime);
-    match (&state.config, state.stale) {
+    Ok(match (&state.config, state.stale) {
         (Some(config), false) => {
             let snapshot = StateSnapshot::new((**config).clone(), state.revision, spec.to_string());
-            Ok(((**config).clone(), Some(snapshot), true))
+            let last_good = saved.filter(|s| s.hash != snapshot.hash);
+            Initial {
+                config: (**config).clone(),
+                seed: Some(snapshot),
+                ready: true,
+                last_good,
+            }
         }
         (Some(config), true) => {
             tracing::warn!(
                 "etcd unreachable: serving the last good config from the state dir (stale)"
             );
-            Ok(((**config).clone(), seed, false))
+            Initial {
+                config: (**config).clone(),
+                seed: saved,
+                ready: false,
+                last_good: None,
+            }
         }
         (None, _) => {
             tracing::warn!(
@@ -82,9 +103,14 @@ pub fn initial_config(
                     .unwrap_or("no config under the prefix"),
                 "no config from etcd and none saved: starting empty until etcd has one"
             );
-            Ok((Config::default(), None, false))
+            Initial {
+                config: Config::default(),
+                seed: None,
+                ready: false,
+                last_good: None,
+            }
         }
-    }
+    })
 }
 
 /// Follows etcd until the process ends.
@@ -111,7 +137,7 @@ pub async fn follow(
     // The state published before we subscribed (e.g. the seed, stale while etcd is down)
     // counts too: apply it once so the status says so.
     let current = rx.borrow_and_update().clone();
-    apply(&reloader, &node, &saver, &current).await;
+    apply(&reloader, &node, &saver, &current, &follower).await;
     let status = node.status(&state.load());
     keeper.update(|s| *s = status);
     let mut health_tick = tokio::time::interval(Duration::from_secs(1));
@@ -123,7 +149,7 @@ pub async fn follow(
                     return tracing::error!("the etcd follower stopped");
                 }
                 let followed = rx.borrow_and_update().clone();
-                apply(&reloader, &node, &saver, &followed).await;
+                apply(&reloader, &node, &saver, &followed, &follower).await;
                 let status = node.status(&state.load());
                 keeper.update(|s| *s = status);
             }
@@ -139,8 +165,15 @@ pub async fn follow(
 }
 
 /// Applies one followed state, then records in the node's status what it now serves: the
-/// revision and hash change only once the new snapshot is swapped in.
-async fn apply(reloader: &Reloader, node: &NodeView, saver: &Saver, followed: &FollowState) {
+/// revision and hash change only once the new snapshot is swapped in. Items the snapshot
+/// refuses go back to the follower, which rejects them per key and publishes the rest.
+async fn apply(
+    reloader: &Reloader,
+    node: &NodeView,
+    saver: &Saver,
+    followed: &FollowState,
+    follower: &Follower,
+) {
     let Some(config) = followed.config.as_ref() else {
         return node.update(|s| s.follow(followed));
     };
@@ -155,7 +188,16 @@ async fn apply(reloader: &Reloader, node: &NodeView, saver: &Saver, followed: &F
     });
     match outcome {
         Outcome::Rejected(errors) => {
-            tracing::error!(revision = followed.revision, errors = ?errors, "config from etcd not applied");
+            tracing::error!(
+                revision = followed.revision,
+                "config from etcd not applied: {}",
+                join(&errors)
+            );
+            let items = errors
+                .into_iter()
+                .filter_map(|e| Some((e.item?, e.message)))
+                .collect();
+            follower.unbuildable(Arc::clone(&reloader.current().config), items);
         }
         outcome => {
             if !followed.stale {
@@ -166,6 +208,11 @@ async fn apply(reloader: &Reloader, node: &NodeView, saver: &Saver, followed: &F
             }
         }
     }
+}
+
+fn join(errors: &[BuildError]) -> String {
+    let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    messages.join("; ")
 }
 
 /// The newest applied config and its revision, for the state file.

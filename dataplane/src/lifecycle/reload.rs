@@ -7,7 +7,7 @@ use crate::events::Notifier;
 use crate::lifecycle::config_runtime::run_when_idle;
 use crate::lifecycle::node::NodeView;
 use crate::request::access_log::Sink;
-use crate::runtime::snapshot::Snapshot;
+use crate::runtime::snapshot::{BuildError, Snapshot};
 use arc_swap::ArcSwap;
 use louailink_shared::{Config, ServerConf};
 use std::collections::BTreeMap;
@@ -26,7 +26,7 @@ pub enum Outcome {
     /// Applied what could be; a zero-downtime self-upgrade was started for the listeners.
     Restarting,
     /// Not applied; the running config keeps serving.
-    Rejected(Vec<String>),
+    Rejected(Vec<BuildError>),
 }
 
 /// The listener-level settings of a server, which only a restart can change.
@@ -136,12 +136,15 @@ impl Reloader {
         let built = run_when_idle(move || build_snapshot(Arc::clone(&config), &previous, &sink));
         let snapshot = match built.await {
             Some(Ok(s)) => s,
-            None => return Outcome::Rejected(vec!["building the snapshot failed".into()]),
+            None => {
+                return Outcome::Rejected(vec![BuildError::general("building the snapshot failed")])
+            }
             Some(Err(errors)) => {
                 for e in &errors {
                     tracing::error!(error = %e, "config rejected; the running config keeps serving");
                 }
-                self.notifier.config_rejected(&errors);
+                let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                self.notifier.config_rejected(&messages);
                 return Outcome::Rejected(errors);
             }
         };
@@ -190,11 +193,15 @@ fn build_snapshot(
     config: Arc<Config>,
     previous: &Snapshot,
     sink: &Arc<Sink>,
-) -> Result<Snapshot, Vec<String>> {
+) -> Result<Snapshot, Vec<BuildError>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| vec![format!("cannot start a runtime to build the snapshot: {e}")])?;
+        .map_err(|e| {
+            vec![BuildError::general(format!(
+                "cannot start a runtime to build the snapshot: {e}"
+            ))]
+        })?;
     runtime.block_on(Snapshot::build(config, Some(previous), sink))
 }
 

@@ -10,7 +10,8 @@ use crate::request::reply::{message_for, status_error};
 use crate::request::vars::{compile_headers, expand_outer_vars, outer_vars, HeaderRule};
 use async_trait::async_trait;
 use bytes::Bytes;
-use louailink_shared::{patterns, LocationConf};
+use louailink_shared::patterns::{self, compile_regex};
+use louailink_shared::LocationConf;
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
 use regex::Regex;
@@ -35,8 +36,7 @@ pub fn compile(conf: &LocationConf) -> Result<Builtins, String> {
         None => None,
         Some(r) => {
             let r = patterns::parse_rewrite(r)?;
-            let regex = Regex::new(&r.regex)
-                .map_err(|e| format!("regex {:?} does not compile: {e}", r.regex))?;
+            let regex = compile_regex(&r.regex)?;
             Some(Rewrite {
                 regex,
                 replacement: r.replacement,

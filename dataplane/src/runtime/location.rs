@@ -2,7 +2,7 @@
 
 use crate::plugins::{builtin, Chain, Plugin};
 use crate::upstream::Upstream;
-use louailink_shared::patterns::{self, HostPattern, PathPattern};
+use louailink_shared::patterns::{self, compile_regex, HostPattern, PathPattern};
 use louailink_shared::LocationConf;
 use regex::Regex;
 use std::collections::HashMap;
@@ -214,11 +214,6 @@ impl Location {
             take(re, path);
         }
     }
-}
-
-/// Compiles a regex of the config (its syntax was checked by validation).
-pub fn compile_regex(source: &str) -> Result<Regex, String> {
-    Regex::new(source).map_err(|e| format!("regex {source:?} does not compile: {e}"))
 }
 
 /// A bare location for unit tests of the router.

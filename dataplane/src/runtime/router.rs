@@ -7,9 +7,10 @@
 //! entries hold a path index (hash for exact paths, a byte trie for prefixes, a list for
 //! regexes). A request walks host tiers in order and stops at the first tier with a path hit.
 
-use crate::runtime::location::{compile_regex, HostMatcher, Location, PathMatcher};
+use crate::runtime::location::{HostMatcher, Location, PathMatcher};
 use ahash::AHashMap;
-use regex::{Regex, RegexSet};
+use louailink_shared::patterns::{compile_regex, REGEX_SIZE_LIMIT};
+use regex::{Regex, RegexSet, RegexSetBuilder};
 use std::sync::Arc;
 
 /// A set over several regexes (one alone is matched directly). A set that cannot be built
@@ -19,7 +20,10 @@ fn build_set<'a>(sources: impl Iterator<Item = &'a str>) -> Option<RegexSet> {
     if sources.len() < 2 {
         return None;
     }
-    RegexSet::new(&sources).ok()
+    RegexSetBuilder::new(&sources)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .ok()
 }
 
 /// A matched location and which of its host patterns matched.
@@ -129,15 +133,16 @@ impl PathIndex {
     }
 
     /// Compiles the regexes into one set, so a match costs one pass however many there are
-    /// (a lone regex, or a set that cannot be built, is compiled on its own).
-    fn finish(&mut self) -> Result<(), String> {
+    /// (a lone regex, or a set that cannot be built, is compiled on its own). Fails with the
+    /// position of the location whose regex does not compile.
+    fn finish(&mut self) -> Result<(), (u32, String)> {
         self.regex.sort_by_key(|(_, e)| e.order);
         self.regex_set = build_set(self.regex.iter().map(|(re, _)| &**re));
         if self.regex_set.is_none() {
             self.regex_each = self
                 .regex
                 .iter()
-                .map(|(re, _)| compile_regex(re))
+                .map(|(re, e)| compile_regex(re).map_err(|msg| (e.order, msg)))
                 .collect::<Result<_, _>>()?;
         }
         Ok(())
@@ -239,7 +244,7 @@ impl Router {
     pub fn rebuild(
         locations: Vec<Arc<Location>>,
         previous: Option<&Router>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, (Arc<str>, String)> {
         match previous {
             Some(p) if same_routes(&p.locations, &locations) => Ok(Router {
                 locations,
@@ -250,8 +255,8 @@ impl Router {
     }
 
     /// Builds the index over `locations` (given in the server's list order); fails on a
-    /// regex that does not compile.
-    pub fn new(locations: Vec<Arc<Location>>) -> Result<Self, String> {
+    /// regex that does not compile, naming its location.
+    pub fn new(locations: Vec<Arc<Location>>) -> Result<Self, (Arc<str>, String)> {
         let mut levels: Vec<Level> = Vec::new();
         for (order, loc) in locations.iter().enumerate() {
             let level = match levels.iter().position(|l| l.weight == loc.weight) {
@@ -306,7 +311,10 @@ impl Router {
                 .chain(level.regex.iter_mut().map(|(_, ix)| ix))
                 .chain(std::iter::once(&mut level.any));
             for index in indexes {
-                index.finish()?;
+                index.finish().map_err(|(order, e)| {
+                    let name = locations.get(order as usize).map(|l| Arc::clone(&l.name));
+                    (name.unwrap_or_else(|| "?".into()), e)
+                })?;
             }
         }
         levels.sort_by_key(|l| std::cmp::Reverse(l.weight));

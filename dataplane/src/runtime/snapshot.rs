@@ -13,10 +13,46 @@ use crate::runtime::tls::CertStore;
 use crate::upstream::Upstream;
 use ahash::AHashMap;
 use ipnet::IpNet;
-use louailink_shared::{Config, PluginConf, ServerConf};
+use louailink_shared::storage::ItemKey;
+use louailink_shared::{Config, Kind, PluginConf, ServerConf};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Why a snapshot could not be built with an item (validation passed, building did not).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildError {
+    /// The item at fault; `None` when no single item is.
+    pub item: Option<ItemKey>,
+    /// The problem.
+    pub message: String,
+}
+
+impl BuildError {
+    fn of(kind: Kind, name: &str, message: impl Into<String>) -> Self {
+        BuildError {
+            item: Some(ItemKey::of(kind, name)),
+            message: message.into(),
+        }
+    }
+
+    /// An error no single item explains.
+    pub fn general(message: impl Into<String>) -> Self {
+        BuildError {
+            item: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.item {
+            Some(item) => write!(f, "{}: {}", item.label(), self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
 
 /// One server's request-time state.
 pub struct ServerRuntime {
@@ -91,7 +127,7 @@ impl Snapshot {
         config: Arc<Config>,
         previous: Option<&Snapshot>,
         sink: &Arc<Sink>,
-    ) -> Result<Self, Vec<String>> {
+    ) -> Result<Self, Vec<BuildError>> {
         let mut errors = Vec::new();
 
         let mut upstreams = HashMap::new();
@@ -108,7 +144,7 @@ impl Snapshot {
                     Ok(u) => {
                         upstreams.insert(name.clone(), Arc::new(u));
                     }
-                    Err(e) => errors.push(format!("upstreams.{name}: {e}")),
+                    Err(e) => errors.push(BuildError::of(Kind::Upstreams, name, e)),
                 },
             }
         }
@@ -132,7 +168,7 @@ impl Snapshot {
                     };
                     plugins.insert(name.clone(), built);
                 }
-                Err(e) => errors.push(format!("plugins.{name}: {e}")),
+                Err(e) => errors.push(BuildError::of(Kind::Plugins, name, e)),
             }
         }
         let plugin_refs: HashMap<String, Arc<dyn Plugin>> = plugins
@@ -164,7 +200,7 @@ impl Snapshot {
                 Ok(l) => {
                     locations.insert(name.as_str(), Arc::new(l));
                 }
-                Err(e) => errors.push(format!("locations.{name}: {e}")),
+                Err(e) => errors.push(BuildError::of(Kind::Locations, name, e)),
             }
         }
 
@@ -173,16 +209,16 @@ impl Snapshot {
             let previous_router = previous
                 .and_then(|p| p.servers.get(name))
                 .map(|s| &s.router);
-            match build_server(conf, &locations, previous_router, sink) {
+            match build_server(name, conf, &locations, previous_router, sink) {
                 Ok(s) => {
                     servers.insert(name.clone(), s);
                 }
-                Err(e) => errors.push(format!("servers.{name}: {e}")),
+                Err(e) => errors.push(e),
             }
         }
 
-        let certs = CertStore::build(config.certificates.iter()).unwrap_or_else(|e| {
-            errors.push(e);
+        let certs = CertStore::build(config.certificates.iter()).unwrap_or_else(|(name, e)| {
+            errors.push(BuildError::of(Kind::Certificates, &name, e));
             CertStore::default()
         });
 
@@ -193,8 +229,10 @@ impl Snapshot {
             .filter_map(|p| match parse_net(p) {
                 Some(n) => Some(n),
                 None => {
-                    errors.push(format!(
-                        "basic: trusted_proxies: {p:?} is not an IP or CIDR"
+                    errors.push(BuildError::of(
+                        Kind::Basic,
+                        "",
+                        format!("trusted_proxies: {p:?} is not an IP or CIDR"),
                     ));
                     None
                 }
@@ -224,12 +262,15 @@ impl Snapshot {
     }
 }
 
+/// Builds one server; a regex that does not compile is the fault of the location holding it.
 fn build_server(
+    name: &str,
     conf: &ServerConf,
     locations: &HashMap<&str, Arc<Location>>,
     previous_router: Option<&Router>,
     sink: &Arc<Sink>,
-) -> Result<ServerRuntime, String> {
+) -> Result<ServerRuntime, BuildError> {
+    let server_error = |e: String| BuildError::of(Kind::Servers, name, e);
     let locs = conf
         .locations
         .iter()
@@ -237,7 +278,7 @@ fn build_server(
             locations
                 .get(l.as_str())
                 .cloned()
-                .ok_or_else(|| format!("location {l:?} does not exist"))
+                .ok_or_else(|| server_error(format!("location {l:?} does not exist")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let access_log = conf
@@ -245,9 +286,11 @@ fn build_server(
         .as_deref()
         .map(|spec| AccessLog::new(spec, sink.clone()))
         .transpose()
-        .map_err(|e| format!("access_log: {e}"))?;
+        .map_err(|e| server_error(format!("access_log: {e}")))?;
+    let router = Router::rebuild(locs, previous_router)
+        .map_err(|(location, e)| BuildError::of(Kind::Locations, &location, e))?;
     Ok(ServerRuntime {
-        router: Router::rebuild(locs, previous_router)?,
+        router,
         log_uses_request_id: access_log.as_ref().is_some_and(|l| l.uses_request_id()),
         access_log,
         keepalive_timeout: conf.keepalive_timeout.map(|d| d.0),

@@ -16,22 +16,22 @@ pub struct CertStore {
 }
 
 impl CertStore {
-    /// Loads every certificate; errors name the item.
+    /// Loads every certificate; fails with the name of the first that does not load, and why.
     pub fn build<'a>(
         items: impl Iterator<Item = (&'a String, &'a CertificateConf)>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, (String, String)> {
         let provider = rustls::crypto::ring::default_provider();
         let mut store = CertStore::default();
         for (name, conf) in items {
             if conf.tls_cert.is_none() && conf.acme.is_some() {
                 continue; // not issued yet
             }
-            let loaded = louailink_shared::certs::load_certificate(conf)
-                .map_err(|e| format!("certificates.{name}: {e}"))?;
+            let loaded =
+                louailink_shared::certs::load_certificate(conf).map_err(|e| (name.clone(), e))?;
             let key = provider
                 .key_provider
                 .load_private_key(loaded.key)
-                .map_err(|e| format!("certificates.{name}: unusable private key: {e}"))?;
+                .map_err(|e| (name.clone(), format!("unusable private key: {e}")))?;
             let certified = Arc::new(CertifiedKey::new(loaded.chain, key));
             let domains: Vec<String> = if conf.domains.is_empty() {
                 loaded.names

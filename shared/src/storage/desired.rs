@@ -24,6 +24,9 @@
 //! 4. **Wiped prefix.** No item keys and no `meta/generation`: nothing is published (no
 //!    "delete everything") and [`Alarm::WipedPrefix`] is raised. A config with no items is
 //!    published only when `meta/generation` exists.
+//! 5. **Unbuildable.** An item that validates but that a node cannot build (its snapshot
+//!    refuses it) is reported back ([`Mirror::unbuildable`]) and from then on handled like a
+//!    value that does not decode (rule 1): rejected per key, everything else still applies.
 
 use crate::error::ConfigError;
 use crate::items::{decode_item, unknown_kind, Item};
@@ -31,7 +34,7 @@ use crate::kind::Kind;
 use crate::model::Config;
 use crate::sources::SourceMap;
 use crate::storage::digest::config_hash;
-use crate::storage::etcd::{parse_generation, PrefixRead, RawEntry};
+use crate::storage::etcd::{parse_generation, PrefixRead, RawEntry, MESSAGE_LIMIT};
 use crate::storage::keys::{ItemKey, KeyKind, Keys};
 use crate::validate::validate;
 use serde::{Deserialize, Serialize};
@@ -183,6 +186,10 @@ impl Mirror {
             present.insert(entry.key.as_str());
             changed |= self.put(entry.clone());
         }
+        for entry in &read.oversized {
+            present.insert(entry.key.as_str());
+            changed |= self.oversized(entry);
+        }
         let known: Vec<String> = self
             .raw
             .keys()
@@ -240,6 +247,26 @@ impl Mirror {
         true
     }
 
+    /// A value too large to read: rejected like one that does not decode (rule 1).
+    fn oversized(&mut self, entry: &RawEntry) -> bool {
+        if !self.keys.parse(&entry.key).is_some_and(|k| k.is_config()) {
+            return false;
+        }
+        let rejected = Rejected {
+            key: entry.key.clone(),
+            revision: entry.mod_revision,
+            error: format!(
+                "the value is larger than the {MESSAGE_LIMIT} bytes a node reads from etcd at once"
+            ),
+        };
+        if self.bad.get(&entry.key) == Some(&rejected) {
+            return false;
+        }
+        self.raw.insert(entry.key.clone(), entry.clone());
+        self.bad.insert(entry.key.clone(), rejected);
+        true
+    }
+
     fn delete(&mut self, key: &str) -> bool {
         if self.keys.parse(key) == Some(KeyKind::ImportMarker) {
             return std::mem::take(&mut self.staged);
@@ -252,6 +279,41 @@ impl Mirror {
         let b = self.good.remove(key).is_some();
         let c = self.bad.remove(key).is_some();
         a || b || c
+    }
+
+    /// Takes the items a node could not build (validation passed, its snapshot did not):
+    /// each is rejected at its current revision and keeps the version the node serves
+    /// (`applied`), or is left out if the node serves none, exactly as a value that does not
+    /// decode would be; a new value of the key tries again. `applied` also becomes the
+    /// published config, the fallback of whole-config failures. Returns whether anything
+    /// changed (so the caller builds again; the same report twice changes nothing).
+    pub fn unbuildable(&mut self, applied: &Config, items: &[(ItemKey, String)]) -> bool {
+        let served = items_of(&self.keys, applied);
+        let mut changed = false;
+        for (item, error) in items {
+            let key = self.keys.item(item);
+            let Some(raw) = self.raw.get(&key) else {
+                continue; // deleted meanwhile: nothing left to hold back
+            };
+            let rejected = Rejected {
+                key: key.clone(),
+                revision: raw.mod_revision,
+                error: error.clone(),
+            };
+            if self.bad.get(&key) == Some(&rejected) {
+                continue;
+            }
+            match served.get(&key) {
+                Some(entry) => self.good.insert(key.clone(), entry.clone()),
+                None => self.good.remove(&key),
+            };
+            self.bad.insert(key, rejected);
+            changed = true;
+        }
+        if changed {
+            self.published = served;
+        }
+        changed
     }
 
     /// Builds the desired config from the last good version of every item, following the
@@ -432,6 +494,73 @@ mod tests {
 
     fn published(out: &Outcome) -> &Config {
         &out.config.as_ref().expect("a config").0
+    }
+
+    #[test]
+    fn an_item_the_node_cannot_build_is_rejected_while_others_apply() {
+        let mut m = base();
+        let applied = published(&m.build()).clone();
+        // Two changes; the node's snapshot refuses the first.
+        m.apply(&[
+            put("locations/a", r#"{"path": "/changed", "upstream": "u"}"#, 2),
+            put("locations/b", r#"{"path": "/b", "upstream": "u"}"#, 2),
+        ]);
+        assert!(m.build().config.is_some());
+        let a = ItemKey::of(Kind::Locations, "a");
+        let report = [(a.clone(), "cannot build".to_string())];
+        assert!(m.unbuildable(&applied, &report));
+        let out = m.build();
+        let c = published(&out);
+        assert_eq!(
+            c.locations["a"].path.as_deref(),
+            Some("/a"),
+            "kept as served"
+        );
+        assert!(c.locations.contains_key("b"), "the other change applies");
+        assert_eq!(out.rejected.len(), 1, "{out:?}");
+        assert_eq!(
+            (out.rejected[0].key.as_str(), out.rejected[0].revision),
+            ("/l/locations/a", 2)
+        );
+        assert!(out.rejected[0].error.contains("cannot build"));
+        // The same report again changes nothing; a new value tries again.
+        assert!(!m.unbuildable(&applied, &report));
+        m.apply(&[put(
+            "locations/a",
+            r#"{"path": "/new", "upstream": "u"}"#,
+            3,
+        )]);
+        let out = m.build();
+        assert_eq!(published(&out).locations["a"].path.as_deref(), Some("/new"));
+        assert!(out.rejected.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn a_value_too_large_to_read_is_rejected_while_the_rest_applies() {
+        let mut m = Mirror::new(keys());
+        let entry = |key: &str, value: &str| RawEntry {
+            key: format!("/l/{key}"),
+            value: value.as_bytes().to_vec(),
+            mod_revision: 4,
+        };
+        let read = PrefixRead {
+            revision: 4,
+            entries: vec![
+                entry("meta/generation", "1"),
+                entry("upstreams/u", UP),
+                entry("locations/a", r#"{"path": "/a", "upstream": "u"}"#),
+            ],
+            oversized: vec![entry("locations/big", "")],
+            ..PrefixRead::default()
+        };
+        assert!(m.replace(&read));
+        let out = m.build();
+        assert!(published(&out).locations.contains_key("a"));
+        assert_eq!(out.rejected.len(), 1, "{out:?}");
+        assert_eq!(out.rejected[0].key, "/l/locations/big");
+        assert!(out.rejected[0].error.contains("larger than"), "{out:?}");
+        // Read again unchanged: nothing to build.
+        assert!(!m.replace(&read));
     }
 
     #[test]

@@ -21,11 +21,12 @@ use std::time::Duration;
 pub const MAX_TXN_OPS: usize = 128;
 /// Largest request etcd accepts (its default `--max-request-bytes`, 1.5 MiB).
 pub const MAX_REQUEST_BYTES: usize = 1536 * 1024;
-/// Items per page of the initial read (halved while a page is over the 4 MiB message limit).
+/// Items per page of the initial read (halved while a page is over [`MESSAGE_LIMIT`]).
 pub const DEFAULT_PAGE_SIZE: usize = 500;
-/// Largest watch message accepted: one revision is at most one 1.5 MiB request, but etcd
-/// may batch many revisions into one message.
-const WATCH_MESSAGE_LIMIT: usize = 64 * 1024 * 1024;
+/// Largest read response or watch message accepted (the client's default is 4 MiB, below
+/// what etcd may hold: one value may be as large as etcd's `--max-request-bytes`, which
+/// operators raise, and etcd batches many revisions into one watch message).
+pub(crate) const MESSAGE_LIMIT: usize = 64 * 1024 * 1024;
 /// Attempts of a generation-bumping commit when another writer bumps it meanwhile.
 const COMMIT_ATTEMPTS: u32 = 8;
 
@@ -156,6 +157,9 @@ pub struct PrefixRead {
     pub cluster_id: u64,
     /// Every key under the prefix, sorted by key.
     pub entries: Vec<RawEntry>,
+    /// Keys whose value alone is over the read limit (value left empty): rejected, so that
+    /// one such value never keeps a node from reading the rest.
+    pub oversized: Vec<RawEntry>,
     /// How many responses the read took.
     pub pages: usize,
 }
@@ -423,16 +427,27 @@ impl EtcdStore {
             if read.revision > 0 {
                 options = options.with_revision(read.revision);
             }
-            let mut client = self.client.clone();
             let shown = String::from_utf8_lossy(&start).into_owned();
             let result = self
-                .timed("get", &shown, client.get(start.clone(), Some(options)))
+                .timed(
+                    "get",
+                    &shown,
+                    self.kv().get(start.clone(), Some(options.clone())),
+                )
                 .await;
-            let mut resp = match result {
-                Ok(resp) => resp,
+            let (mut resp, oversized) = match result {
+                Ok(resp) => (resp, false),
                 Err(e) if is_too_large(&e) && limit > 1 => {
                     limit = (limit / 2).max(1);
                     continue;
+                }
+                Err(e) if is_too_large(&e) => {
+                    // One value alone is over the limit: take its key and go on past it.
+                    let keys_only = options.with_keys_only();
+                    let resp = self
+                        .timed("get", &shown, self.kv().get(start.clone(), Some(keys_only)))
+                        .await?;
+                    (resp, true)
                 }
                 Err(e) if is_compacted(&e) => {
                     return Err(EtcdError::Compacted {
@@ -455,11 +470,24 @@ impl EtcdStore {
                 let mod_revision = kv.mod_revision();
                 let (key, value) = kv.into_key_value();
                 start = key.clone();
-                read.entries.push(RawEntry {
+                let entry = RawEntry {
                     key: String::from_utf8_lossy(&key).into_owned(),
                     value,
                     mod_revision,
-                });
+                };
+                if oversized {
+                    tracing::warn!(
+                        key = entry.key,
+                        "etcd value over the {MESSAGE_LIMIT}-byte read limit: rejected"
+                    );
+                    read.oversized.push(entry);
+                } else {
+                    read.entries.push(entry);
+                }
+            }
+            if oversized {
+                // Back to full pages after the one value that was too large.
+                limit = self.page_size;
             }
             if !more {
                 return Ok(read);
@@ -468,10 +496,16 @@ impl EtcdStore {
         }
     }
 
+    /// A KV client that accepts responses up to [`MESSAGE_LIMIT`].
+    fn kv(&self) -> etcd_client::KvClient {
+        self.client
+            .kv_client()
+            .max_decoding_message_size(MESSAGE_LIMIT)
+    }
+
     /// The current value of one key.
     pub async fn get(&self, key: &str) -> Result<Option<RawEntry>, EtcdError> {
-        let mut client = self.client.clone();
-        let mut resp = self.timed("get", key, client.get(key, None)).await?;
+        let mut resp = self.timed("get", key, self.kv().get(key, None)).await?;
         Ok(resp.take_kvs().into_iter().next().map(|kv| {
             let mod_revision = kv.mod_revision();
             let (k, value) = kv.into_key_value();
@@ -676,7 +710,7 @@ impl EtcdStore {
         let mut watch = self
             .client
             .watch_client()
-            .max_decoding_message_size(WATCH_MESSAGE_LIMIT);
+            .max_decoding_message_size(MESSAGE_LIMIT);
         self.timed("watch", &root, watch.watch(root.clone(), Some(options)))
             .await
     }

@@ -21,7 +21,10 @@
 //!    can serve while etcd is unreachable; `stale` is true until the first read succeeds and
 //!    whenever etcd cannot be reached.
 //! 7. A wiped prefix is not published; see [`Alarm::WipedPrefix`].
-//! 8. While `meta/import` exists (a change staged over several transactions by the control
+//! 8. Items the node could not build come back through [`Follower::unbuildable`] and are
+//!    rejected per key (see [`crate::storage::desired`], rule 5), so one such item never
+//!    stops the node from following.
+//! 9. While `meta/import` exists (a change staged over several transactions by the control
 //!    plane is being written or rolled back) changes are taken in but nothing is built; when
 //!    it goes, the whole change is built at once. A node that starts meanwhile keeps its
 //!    seed (state file) until then.
@@ -34,13 +37,13 @@ use crate::model::Config;
 use crate::storage::desired::{Alarm, Event, Mirror, Outcome, Rejected};
 use crate::storage::digest::config_hash;
 use crate::storage::etcd::{EtcdError, EtcdStore, PrefixRead, RawEntry, DEFAULT_PAGE_SIZE};
-use crate::storage::keys::{KeyError, Keys};
+use crate::storage::keys::{ItemKey, KeyError, Keys};
 use crate::storage::source::EtcdSpec;
 use crate::storage::state_file::StateSnapshot;
 use etcd_client::{EventType, WatchResponse};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -96,10 +99,14 @@ pub struct FollowState {
     pub reads: u64,
 }
 
+/// Items a node could not build, with the config it serves instead.
+type Unbuildable = (Arc<Config>, Vec<(ItemKey, String)>);
+
 /// A running follower; dropping it stops the task.
 #[derive(Debug)]
 pub struct Follower {
     rx: watch::Receiver<Arc<FollowState>>,
+    unbuildable: mpsc::UnboundedSender<Unbuildable>,
     task: JoinHandle<()>,
 }
 
@@ -132,11 +139,13 @@ impl Follower {
             ),
         };
         let (tx, rx) = watch::channel(Arc::new(initial));
+        let (unbuildable, reports) = mpsc::unbounded_channel();
         let backoff = options.backoff_min;
         let task = Task {
             spec,
             options,
             tx,
+            reports,
             mirror,
             cluster_id: None,
             stale: true,
@@ -147,6 +156,7 @@ impl Follower {
         };
         Ok(Follower {
             rx,
+            unbuildable,
             task: tokio::spawn(task.run()),
         })
     }
@@ -159,6 +169,14 @@ impl Follower {
     /// The newest state.
     pub fn state(&self) -> Arc<FollowState> {
         self.rx.borrow().clone()
+    }
+
+    /// Reports items of the published config that the node could not build, and the config
+    /// it serves instead: they are rejected per key and the rest is published again.
+    pub fn unbuildable(&self, applied: Arc<Config>, items: Vec<(ItemKey, String)>) {
+        if !items.is_empty() {
+            let _ = self.unbuildable.send((applied, items));
+        }
     }
 
     /// Stops the task (also done on drop).
@@ -187,6 +205,8 @@ struct Task {
     spec: EtcdSpec,
     options: FollowerOptions,
     tx: watch::Sender<Arc<FollowState>>,
+    /// Items the node could not build ([`Follower::unbuildable`]).
+    reports: mpsc::UnboundedReceiver<Unbuildable>,
     mirror: Mirror,
     cluster_id: Option<u64>,
     stale: bool,
@@ -382,6 +402,12 @@ impl Task {
                     }
                     if let Some(end) = end {
                         return Ok(end);
+                    }
+                }
+                Some((applied, items)) = self.reports.recv() => {
+                    if self.mirror.unbuildable(&applied, &items) && !self.mirror.staged() {
+                        let outcome = self.build();
+                        self.publish(Some(outcome));
                     }
                 }
                 _ = progress.tick() => {
