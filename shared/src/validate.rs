@@ -195,6 +195,19 @@ impl Check<'_> {
             if s.threads == Some(0) {
                 self.err(Kind::Servers, name, "threads", "must be at least 1");
             }
+            if s.max_connections == Some(0) {
+                self.err(Kind::Servers, name, "max_connections", "must be at least 1");
+            }
+            let positive: [(&str, Option<Dur>); 3] = [
+                ("client_header_timeout", s.client_header_timeout),
+                ("downstream_read_timeout", s.downstream_read_timeout),
+                ("downstream_write_timeout", s.downstream_write_timeout),
+            ];
+            for (key, value) in positive {
+                if value.is_some_and(|d| d.0.is_zero()) {
+                    self.err(Kind::Servers, name, key, "must be above 0");
+                }
+            }
             if s.tls && config.certificates.is_empty() && !self.sources.is_incomplete() {
                 let msg =
                     "tls = true but there are no certificates; add a [certificates.<name>] item";
