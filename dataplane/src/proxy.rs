@@ -198,16 +198,11 @@ impl ProxyHttp for Proxy {
         let snap = self.state.load_full();
         ctx.snapshot = Some(snap.clone());
         let Some(server) = self.server(&snap) else {
+            session.set_keepalive(None);
             return self
                 .reply_error(session, ctx, 503, "this server is being reconfigured")
                 .await;
         };
-        if header_bytes(session.req_header()) > MAX_REQUEST_HEADER_BYTES {
-            session.set_keepalive(None);
-            return self
-                .reply_error(session, ctx, 431, "request header fields too large")
-                .await;
-        }
         // pingora turns keep-alive on ("forever") for every HTTP/1.1 request that does not say
         // `Connection: close`: bound it by the server's timeout, never turn it on.
         if session.get_keepalive().is_some() {
@@ -218,6 +213,12 @@ impl ProxyHttp for Proxy {
         }
         session.set_read_timeout(Some(server.read_timeout));
         session.set_write_timeout(Some(server.write_timeout));
+        if header_bytes(session.req_header()) > MAX_REQUEST_HEADER_BYTES {
+            session.set_keepalive(None);
+            return self
+                .reply_error(session, ctx, 431, "request header fields too large")
+                .await;
+        }
         if let Err(refused) = strict::check(session.req_header()) {
             session.set_keepalive(None);
             return self

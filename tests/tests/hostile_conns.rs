@@ -107,14 +107,11 @@ async fn keep_alive_requests_with_bodies_each_reach_the_backend() {
     );
 }
 
+/// The probe, on the default `client_header_timeout` (10 s): per-read timeouts alone
+/// never cut a client that keeps sending.
 #[tokio::test]
 async fn a_header_sent_byte_by_byte_is_cut_by_client_header_timeout() {
-    let s = Single::start_with(
-        "",
-        "client_header_timeout = \"2s\"\ndownstream_read_timeout = \"5s\"",
-        "",
-    )
-    .await;
+    let s = Single::start_with("", "downstream_read_timeout = \"5s\"", "").await;
     let header = format!(
         "GET /slow HTTP/1.1\r\nHost: l.test\r\nX-Pad: {}\r\n\r\n",
         "a".repeat(200)
@@ -122,8 +119,8 @@ async fn a_header_sent_byte_by_byte_is_cut_by_client_header_timeout() {
     let t = trickle(
         s.port,
         header.as_bytes(),
-        Duration::from_millis(200),
-        Duration::from_secs(30),
+        Duration::from_millis(100),
+        Duration::from_secs(40),
     )
     .await;
     assert!(
@@ -131,7 +128,7 @@ async fn a_header_sent_byte_by_byte_is_cut_by_client_header_timeout() {
         "the slow client was still connected after {:?}",
         t.lived
     );
-    assert!(t.lived < Duration::from_secs(20), "{t:?}");
+    assert!(t.lived < Duration::from_secs(30), "{t:?}");
     assert_eq!(t.status(), Some(408), "{t:?}");
     assert_eq!(s.backend.hits(), 0);
     s.get("l.test", "/after").await.expect_status(200);
@@ -139,13 +136,22 @@ async fn a_header_sent_byte_by_byte_is_cut_by_client_header_timeout() {
 
 #[tokio::test]
 async fn a_connection_that_sends_nothing_is_closed_after_client_header_timeout() {
+    // The default (10 s) first: pingora alone waits 60 s per read.
+    let s = Single::start("").await;
+    let mut idle = TcpStream::connect(("127.0.0.1", s.port))
+        .await
+        .expect("connect");
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(30)).await,
+        "a silent connection was still open after 30 s"
+    );
     let s = Single::start_with("", "client_header_timeout = \"1s\"", "").await;
     let mut idle = TcpStream::connect(("127.0.0.1", s.port))
         .await
         .expect("connect");
     assert!(
-        closed_within(&mut idle, Duration::from_secs(15)).await,
-        "a silent connection was still open after 15 s"
+        closed_within(&mut idle, Duration::from_secs(8)).await,
+        "a silent connection was still open after 8 s with client_header_timeout = 1s"
     );
 }
 
@@ -249,14 +255,11 @@ async fn connections_over_max_connections_are_refused() {
     .await;
 }
 
-#[tokio::test]
-async fn slowloris_leaves_normal_clients_served() {
-    let s = Single::start_with(
-        "",
-        "max_connections = 100\nclient_header_timeout = \"2s\"",
-        "",
-    )
-    .await;
+/// 300 slowloris connections against a proxy whose open-file limit is 256; then 10 normal
+/// requests (each retried for up to `patience`) must all be served, and every slowloris
+/// connection must end.
+async fn slowloris(server: &str, patience: Duration) {
+    let s = Single::start_with("", server, "").await;
     // As on a host whose open-file limit the attacker can exhaust.
     set_nofile(s.proxy.pid(), 256);
     let header = format!(
@@ -282,7 +285,7 @@ async fn slowloris_leaves_normal_clients_served() {
     for i in 0..10 {
         let request =
             format!("GET /normal/{i} HTTP/1.1\r\nHost: l.test\r\nConnection: close\r\n\r\n");
-        let deadline = Instant::now() + Duration::from_secs(25);
+        let deadline = Instant::now() + patience;
         while Instant::now() < deadline {
             let r = tokio::time::timeout(
                 Duration::from_secs(5),
@@ -310,6 +313,18 @@ async fn slowloris_leaves_normal_clients_served() {
         !s.backend.seen().iter().any(|r| r.uri == "/loris"),
         "a slowloris request reached the backend"
     );
+}
+
+#[tokio::test]
+async fn slowloris_leaves_normal_clients_served() {
+    let server = "max_connections = 100\nclient_header_timeout = \"2s\"";
+    slowloris(server, Duration::from_secs(25)).await;
+}
+
+/// With nothing configured, the default `client_header_timeout` frees what slowloris holds.
+#[tokio::test]
+async fn slowloris_against_the_defaults_leaves_normal_clients_served() {
+    slowloris("", Duration::from_secs(40)).await;
 }
 
 /// A backend that answers every request with a 64 MiB body.
