@@ -549,6 +549,9 @@ access_log = "combinde"
 metrics = "stats"
 [servers.c]
 addr = "[::]:80"
+max_connections = 0
+client_header_timeout = "0s"
+keepalive_timeout = "0s"
 [locations.lo]
 "#;
         assert_errors(
@@ -564,6 +567,8 @@ addr = "[::]:80"
                 "v.toml:10: servers.b: key \"access_log\": unknown access_log preset \"combinde\" (did you mean \"combined\"?)",
                 "v.toml:11: servers.b: key \"metrics\": path \"stats\" must start with '/'",
                 "v.toml:13: servers.c: key \"addr\": [::]:80 is also the listen address of servers.b",
+                "v.toml:14: servers.c: key \"max_connections\": must be at least 1",
+                "v.toml:15: servers.c: key \"client_header_timeout\": must be above 0",
             ],
         );
     }
