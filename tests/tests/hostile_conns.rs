@@ -210,13 +210,13 @@ async fn a_stalled_request_body_is_cut_by_downstream_read_timeout() {
     );
 }
 
-#[tokio::test]
-async fn connections_over_max_connections_are_refused() {
-    let s = Single::start_with("", "max_connections = 20", "").await;
+/// Opens `n` connections that each start a header and stall; waits a moment and returns the
+/// ones still open, and how many the proxy closed.
+async fn hold_many(port: u16, n: usize) -> (Vec<TcpStream>, usize) {
     let mut held = Vec::new();
-    for _ in 0..40 {
+    for _ in 0..n {
         held.push(
-            hold_open(s.port, b"GET / HTTP/1.1\r\n")
+            hold_open(port, b"GET / HTTP/1.1\r\n")
                 .await
                 .expect("connect"),
         );
@@ -224,7 +224,7 @@ async fn connections_over_max_connections_are_refused() {
     let mut checks = tokio::task::JoinSet::new();
     for mut c in held {
         checks.spawn(async move {
-            let closed = closed_within(&mut c, Duration::from_secs(3)).await;
+            let closed = closed_within(&mut c, Duration::from_secs(2)).await;
             (closed, c)
         });
     }
@@ -238,6 +238,13 @@ async fn connections_over_max_connections_are_refused() {
             open.push(c);
         }
     }
+    (open, refused)
+}
+
+#[tokio::test]
+async fn connections_over_max_connections_are_refused() {
+    let s = Single::start_with("", "max_connections = 20", "").await;
+    let (open, refused) = hold_many(s.port, 40).await;
     assert!(
         open.len() <= 20 && refused >= 20,
         "{} connections held open, {refused} refused, with max_connections = 20",
@@ -394,4 +401,49 @@ async fn a_client_that_does_not_read_is_cut_by_downstream_write_timeout() {
         "the proxy waited for the slow reader and sent all {total} bytes"
     );
     backend.abort();
+}
+
+#[tokio::test]
+async fn max_connections_follows_a_reload() {
+    let backend = louailink_tests::Backend::start("b");
+    let port = louailink_tests::free_port();
+    let config = |max: usize| {
+        louailink_tests::OneRoute {
+            port,
+            upstream: &format!("addrs = [\"{}\"]", backend.addr()),
+            location: "",
+            server: &format!("max_connections = {max}\nclient_header_timeout = \"60s\""),
+            extra: "",
+        }
+        .toml()
+    };
+    let lk = louailink_tests::Louailink::builder()
+        .toml(&config(2))
+        .arg("--autoreload")
+        .start()
+        .await;
+    let (open, refused) = hold_many(port, 6).await;
+    assert!(
+        open.len() <= 2 && refused >= 4,
+        "{} held, {refused} refused with max_connections = 2",
+        open.len()
+    );
+
+    lk.write_config(&config(50));
+    wait_until(
+        "a request to be served past the old limit",
+        WAIT,
+        || async {
+            let r = raw_request(
+                port,
+                b"GET /after HTTP/1.1\r\nHost: l.test\r\nConnection: close\r\n\r\n",
+            )
+            .await;
+            (r.map(|r| r.status) == Some(200)).then_some(())
+        },
+    )
+    .await;
+    let (more, refused) = hold_many(port, 6).await;
+    assert_eq!(refused, 0, "connections under the new limit were refused");
+    drop((open, more));
 }

@@ -379,4 +379,12 @@ locations = ["api", "mocked"]
             location(&upstream_changed, "api")
         ));
     }
+
+    #[test]
+    fn keepalive_zero_is_off_and_sub_second_rounds_up() {
+        assert_eq!(keepalive_secs(Duration::ZERO), None);
+        assert_eq!(keepalive_secs(Duration::from_millis(500)), Some(1));
+        assert_eq!(keepalive_secs(Duration::from_secs(75)), Some(75));
+        assert_eq!(keepalive_secs(Duration::from_millis(1500)), Some(2));
+    }
 }
