@@ -447,3 +447,27 @@ async fn max_connections_follows_a_reload() {
     assert_eq!(refused, 0, "connections under the new limit were refused");
     drop((open, more));
 }
+
+#[tokio::test]
+async fn connection_close_and_http_1_0_are_honoured_with_keepalive_timeout_set() {
+    let s = Single::start_with("", "keepalive_timeout = \"60s\"", "").await;
+    for request in [
+        "GET /close HTTP/1.1\r\nHost: l.test\r\nConnection: close\r\n\r\n",
+        "GET /old HTTP/1.0\r\nHost: l.test\r\n\r\n",
+    ] {
+        let mut c = TcpStream::connect(("127.0.0.1", s.port))
+            .await
+            .expect("connect");
+        c.write_all(request.as_bytes()).await.expect("send");
+        let mut got = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut got))
+            .await
+            .is_ok();
+        let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+        assert!(text.contains(" 200 "), "{request:?}: {text}");
+        assert!(
+            closed,
+            "{request:?}: the connection stayed open, the response said: {text}"
+        );
+    }
+}
