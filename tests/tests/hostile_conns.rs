@@ -471,3 +471,23 @@ async fn connection_close_and_http_1_0_are_honoured_with_keepalive_timeout_set()
         );
     }
 }
+
+/// The header clock starts with a request's first byte: idling between requests is
+/// `keepalive_timeout`'s business, however long `client_header_timeout` is.
+#[tokio::test]
+async fn a_keep_alive_connection_idle_past_client_header_timeout_is_still_usable() {
+    let s = Single::start_with(
+        "",
+        "client_header_timeout = \"1s\"\nkeepalive_timeout = \"30s\"",
+        "",
+    )
+    .await;
+    let mut conn = RawConn::connect(s.port).await;
+    for path in ["/first", "/second"] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: l.test\r\n\r\n");
+        conn.send(request.as_bytes()).await.expect("send");
+        let r = conn.read_response().await.expect("a response");
+        assert_eq!((r.status, echo(&r.body).uri), (200, path.to_string()));
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+    }
+}

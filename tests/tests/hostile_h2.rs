@@ -113,3 +113,30 @@ async fn settings_and_ping_floods_do_not_stop_others_being_served() {
     );
     s.get("l.test", "/after").await.expect_status(200);
 }
+
+/// h2 has its own framing: an h2c connection idle between requests for longer than
+/// `client_header_timeout` is not cut by it.
+#[tokio::test]
+async fn an_h2c_connection_outlives_client_header_timeout() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let s = Single::start_with("", "enabled_h2 = true\nclient_header_timeout = \"1s\"", "").await;
+    let tcp = TcpStream::connect(("127.0.0.1", s.port))
+        .await
+        .expect("connect");
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    for path in ["/first", "/second"] {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let request = http::Request::get(format!("http://l.test:{}{path}", s.port))
+            .body(Empty::<Bytes>::new())
+            .expect("request");
+        let response = send.send_request(request).await.expect("h2 response");
+        assert_eq!(response.status(), 200, "{path}");
+        let _ = response.into_body().collect().await;
+    }
+}

@@ -173,6 +173,11 @@ impl Peek for Deadlined {
         let mut got = std::mem::take(&mut self.peeked);
         let mut filled = got.len().min(buf.len());
         buf[..filled].copy_from_slice(&got[..filled]);
+        if filled == buf.len() {
+            // Already peeked that much: keep every peeked byte for the reads.
+            self.peeked = got;
+            return Ok(true);
+        }
         while filled < buf.len() {
             let n = self.read(&mut buf[filled..]).await?;
             if n == 0 {
