@@ -6,6 +6,7 @@
 //! | module | concept |
 //! |---|---|
 //! | [`events`] | what the node reports (health changes, swaps, rejections), as events |
+//! | [`conn`] | client connections below HTTP: `max_connections`, the request-header deadline |
 //! | [`upstream`] | backends of an upstream: load balancing, health checks, discovery, peers |
 //! | [`request`] | one request's state, what is read from it, variables, replies, access log |
 //! | [`plugins`] | the plugin API (phases, chains), the location built-ins and each plugin |
@@ -13,6 +14,7 @@
 //! | [`proxy`] | pingora's phases dispatched to the router, the plugin chain and the upstream |
 //! | [`lifecycle`] | the server process: start, reload, file watch, etcd follow, node status |
 
+pub mod conn;
 pub mod events;
 pub mod lifecycle;
 pub mod plugins;

@@ -2,6 +2,7 @@
 //! client timeouts), the matched location's plugin [`Chain`](crate::plugins::Chain) and the
 //! upstream. What a request does beyond that lives in the plugins.
 
+use crate::conn::Deadlined;
 use crate::plugins::Flow;
 use crate::request::ctx::RequestCtx;
 use crate::request::inspect::{
@@ -9,6 +10,7 @@ use crate::request::inspect::{
 };
 use crate::request::path::normalize;
 use crate::request::reply::{error_reply, message_for, status_error, status_for, Reply};
+use crate::request::strict;
 use crate::request::vars::hash_input;
 use crate::runtime::location::{Location, UpstreamRef};
 use crate::runtime::snapshot::{ServerRuntime, Snapshot};
@@ -79,6 +81,13 @@ fn set_path(session: &mut Session, path: &str) -> Result<()> {
         .map_err(|_| status_error(400, "the normalised path is not a valid URI"))?;
     session.req_header_mut().set_uri(uri);
     Ok(())
+}
+
+/// The client stream's header clock (h1 only: h2 streams share one connection).
+fn deadlined(session: &Session) -> Option<&Deadlined> {
+    session
+        .stream()
+        .and_then(|s| s.as_any().downcast_ref::<Deadlined>())
 }
 
 impl Proxy {
@@ -174,32 +183,47 @@ impl ProxyHttp for Proxy {
         }
     }
 
+    async fn early_request_filter(&self, session: &mut Session, _ctx: &mut ProxyCtx) -> Result<()> {
+        if let Some(stream) = deadlined(session) {
+            stream.header_done();
+        }
+        // Answer pipelined HTTP/1.1 requests in order (RFC 9112 9.3.2) instead of dropping
+        // the connection after the first; pingora carries the flag to the next request.
+        session.set_pipelining_enabled(true);
+        Ok(())
+    }
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut ProxyCtx) -> Result<bool> {
         ctx.req.start = Instant::now();
         let snap = self.state.load_full();
         ctx.snapshot = Some(snap.clone());
         let Some(server) = self.server(&snap) else {
+            session.set_keepalive(None);
             return self
                 .reply_error(session, ctx, 503, "this server is being reconfigured")
                 .await;
         };
+        // pingora turns keep-alive on ("forever") for every HTTP/1.1 request that does not say
+        // `Connection: close`: bound it by the server's timeout, never turn it on.
+        if session.get_keepalive().is_some() {
+            session.set_keepalive(server.keepalive);
+        }
+        if DRAINING.load(Ordering::Relaxed) {
+            session.set_keepalive(None);
+        }
+        session.set_read_timeout(Some(server.read_timeout));
+        session.set_write_timeout(Some(server.write_timeout));
         if header_bytes(session.req_header()) > MAX_REQUEST_HEADER_BYTES {
             session.set_keepalive(None);
             return self
                 .reply_error(session, ctx, 431, "request header fields too large")
                 .await;
         }
-        if let Some(t) = server.keepalive_timeout {
-            session.set_keepalive(Some(t.as_secs()));
-        }
-        if DRAINING.load(Ordering::Relaxed) {
+        if let Err(refused) = strict::check(session.req_header()) {
             session.set_keepalive(None);
-        }
-        if server.read_timeout.is_some() {
-            session.set_read_timeout(server.read_timeout);
-        }
-        if server.write_timeout.is_some() {
-            session.set_write_timeout(server.write_timeout);
+            return self
+                .reply_error(session, ctx, refused.status, refused.message)
+                .await;
         }
         let has_host = match request_host(session.req_header()) {
             Some(h) => {
@@ -421,6 +445,9 @@ impl ProxyHttp for Proxy {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut ProxyCtx) {
+        if let Some(stream) = deadlined(session) {
+            stream.between_requests();
+        }
         if let Some(loc) = &ctx.location {
             loc.chain.logging(session, &mut ctx.req);
         }

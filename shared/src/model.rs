@@ -133,9 +133,15 @@ pub struct ServerConf {
     /// Client write timeout.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub downstream_write_timeout: Option<Dur>,
-    /// Idle keep-alive timeout for client connections.
+    /// Idle keep-alive timeout for client connections (default 75s; `0s` disables keep-alive).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keepalive_timeout: Option<Dur>,
+    /// Total time a client has to send a request header (default 10s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_header_timeout: Option<Dur>,
+    /// Concurrent client connections accepted (default: half the open-file limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
     /// `false` matches and forwards raw paths (default: normalised; config.md "Path patterns").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub normalize_path: Option<bool>,

@@ -212,6 +212,19 @@ impl Check<'_> {
             if s.threads == Some(0) {
                 self.err(Kind::Servers, name, "threads", "must be at least 1");
             }
+            if s.max_connections == Some(0) {
+                self.err(Kind::Servers, name, "max_connections", "must be at least 1");
+            }
+            let positive: [(&str, Option<Dur>); 3] = [
+                ("client_header_timeout", s.client_header_timeout),
+                ("downstream_read_timeout", s.downstream_read_timeout),
+                ("downstream_write_timeout", s.downstream_write_timeout),
+            ];
+            for (key, value) in positive {
+                if value.is_some_and(|d| d.0.is_zero()) {
+                    self.err(Kind::Servers, name, key, "must be above 0");
+                }
+            }
             if s.tls && config.certificates.is_empty() && !self.sources.is_incomplete() {
                 let msg =
                     "tls = true but there are no certificates; add a [certificates.<name>] item";
@@ -553,6 +566,9 @@ access_log = "combinde"
 metrics = "stats"
 [servers.c]
 addr = "[::]:80"
+max_connections = 0
+client_header_timeout = "0s"
+keepalive_timeout = "0s"
 [locations.lo]
 "#;
         assert_errors(
@@ -568,6 +584,8 @@ addr = "[::]:80"
                 "v.toml:10: servers.b: key \"access_log\": unknown access_log preset \"combinde\" (did you mean \"combined\"?)",
                 "v.toml:11: servers.b: key \"metrics\": path \"stats\" must start with '/'",
                 "v.toml:13: servers.c: key \"addr\": [::]:80 is also the listen address of servers.b",
+                "v.toml:14: servers.c: key \"max_connections\": must be at least 1",
+                "v.toml:15: servers.c: key \"client_header_timeout\": must be above 0",
             ],
         );
     }

@@ -9,6 +9,7 @@
 //! its handle is dropped, so tests run in parallel. The etcd, the [`Link`] a test can break,
 //! [`free_port`] and the bounded waits come from `louailink-testkit`, re-exported here.
 
+pub mod attack;
 pub mod backend;
 pub mod certs;
 pub mod client;

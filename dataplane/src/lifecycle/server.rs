@@ -2,6 +2,7 @@
 //! TLS with SNI-selected certificates, h2/h2c, and the background work (health checks,
 //! access log writer) started after daemonizing.
 
+use crate::conn::{ConnLimits, Gate, LimitSource};
 use crate::events::Notifier;
 use crate::lifecycle::admin::Admin;
 use crate::lifecycle::node::NodeView;
@@ -78,6 +79,29 @@ impl ShutdownSignalWatch for Signals {
                 tracing::info!("SIGINT: fast shutdown");
                 ShutdownSignal::FastShutdown
             }
+        }
+    }
+}
+
+/// A server's connection limits, read from the live snapshot for each new connection.
+struct LiveLimits {
+    server: Arc<str>,
+    state: Arc<ArcSwap<Snapshot>>,
+}
+
+impl LimitSource for LiveLimits {
+    fn limits(&self) -> ConnLimits {
+        let snap = self.state.load();
+        match snap.servers.get(&*self.server) {
+            Some(s) => ConnLimits {
+                max_connections: s.max_connections,
+                header_timeout: s.header_timeout,
+            },
+            // Being reconfigured away: the proxy answers 503; do not refuse meanwhile.
+            None => ConnLimits {
+                max_connections: usize::MAX,
+                header_timeout: Duration::from_secs(10),
+            },
         }
     }
 }
@@ -168,18 +192,23 @@ pub fn run(
             state: state.clone(),
             tls: sc.tls,
         };
-        let mut service = pingora_proxy::http_proxy_service_with_name(
-            &server.configuration,
-            proxy,
-            &format!("server {name}"),
+        let mut app = pingora_proxy::http_proxy(&server.configuration, proxy);
+        let mut options = HttpServerOptions::default();
+        options.h2c = sc.enabled_h2 && !sc.tls;
+        // An h2 connection without streams is idle as an h1 keep-alive one is (set at start).
+        options.h2_idle_timeout = Some(
+            sc.keepalive_timeout
+                .map_or(Duration::from_secs(75), |d| d.0)
+                .max(Duration::from_secs(1)),
         );
-        if sc.enabled_h2 && !sc.tls {
-            if let Some(app) = service.app_logic_mut() {
-                let mut options = HttpServerOptions::default();
-                options.h2c = true;
-                app.server_options = Some(options);
-            }
-        }
+        app.server_options = Some(options);
+        let limits = LiveLimits {
+            server: Arc::from(name.as_str()),
+            state: state.clone(),
+        };
+        let gate = Gate::new(app, Box::new(limits));
+        let mut service =
+            pingora::services::listening::Service::new(format!("server {name}"), gate);
         for addr in sc.addr.iter() {
             if sc.tls {
                 let mut tls = TlsSettings::intermediate("", "")?;

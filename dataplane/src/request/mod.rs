@@ -1,5 +1,5 @@
 //! The request as it travels: its state ([`ctx`]), what is read from it ([`inspect`]), the
-//! variables rendered from it ([`vars`]), its normal path ([`path`]), responses made here ([`reply`]) and its access log
+//! variables rendered from it ([`vars`]), its normal path ([`path`]), responses made here ([`reply`]), what a client may send ([`strict`]) and its access log
 //! line ([`access_log`]). Nothing here knows the compiled snapshot.
 
 pub mod access_log;
@@ -7,4 +7,5 @@ pub mod ctx;
 pub mod inspect;
 pub mod path;
 pub mod reply;
+pub mod strict;
 pub mod vars;

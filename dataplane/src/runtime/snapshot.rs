@@ -62,12 +62,16 @@ pub struct ServerRuntime {
     pub access_log: Option<AccessLog>,
     /// The access log shows `{request_id}`.
     pub log_uses_request_id: bool,
-    /// Client keep-alive timeout.
-    pub keepalive_timeout: Option<Duration>,
-    /// Client read timeout.
-    pub read_timeout: Option<Duration>,
-    /// Client write timeout.
-    pub write_timeout: Option<Duration>,
+    /// Client keep-alive timeout in seconds as pingora takes it; `None` disables keep-alive.
+    pub keepalive: Option<u64>,
+    /// Total time a client has to send a request header (`client_header_timeout`).
+    pub header_timeout: Duration,
+    /// Concurrent client connections accepted (`max_connections`).
+    pub max_connections: usize,
+    /// Client read timeout, between reads of a request body.
+    pub read_timeout: Duration,
+    /// Client write timeout, between writes of a response.
+    pub write_timeout: Duration,
     /// Match and forward normalised paths (`normalize_path`, default true).
     pub normalize_path: bool,
 }
@@ -293,11 +297,39 @@ fn build_server(
         router,
         log_uses_request_id: access_log.as_ref().is_some_and(|l| l.uses_request_id()),
         access_log,
-        keepalive_timeout: conf.keepalive_timeout.map(|d| d.0),
-        read_timeout: conf.downstream_read_timeout.map(|d| d.0),
-        write_timeout: conf.downstream_write_timeout.map(|d| d.0),
+        keepalive: keepalive_secs(conf.keepalive_timeout.map_or(DEFAULT_KEEPALIVE, |d| d.0)),
+        header_timeout: conf
+            .client_header_timeout
+            .map_or(DEFAULT_HEADER_TIMEOUT, |d| d.0),
+        max_connections: conf
+            .max_connections
+            .unwrap_or_else(crate::conn::default_max_connections),
+        read_timeout: conf
+            .downstream_read_timeout
+            .map_or(DEFAULT_IO_TIMEOUT, |d| d.0),
+        write_timeout: conf
+            .downstream_write_timeout
+            .map_or(DEFAULT_IO_TIMEOUT, |d| d.0),
         normalize_path: conf.normalize_path.unwrap_or(true),
     })
+}
+
+/// `keepalive_timeout` when absent, as nginx.
+const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(75);
+/// `downstream_read_timeout` / `downstream_write_timeout` when absent (nginx's
+/// `client_body_timeout` and `send_timeout`): a client that stops reading does not pin a
+/// connection forever.
+const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(60);
+/// `client_header_timeout` when absent.
+const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// pingora counts keep-alive in whole seconds and reads `Some(0)` as "forever": `0s` means
+/// off here, and a sub-second timeout rounds up to one second rather than to forever.
+fn keepalive_secs(d: Duration) -> Option<u64> {
+    if d.is_zero() {
+        return None;
+    }
+    Some(d.as_secs() + u64::from(d.subsec_nanos() > 0))
 }
 
 /// Parses `10.0.0.0/8` or a bare IP.
@@ -389,5 +421,13 @@ locations = ["api", "mocked"]
             location(&plugin_changed, "api"),
             location(&upstream_changed, "api")
         ));
+    }
+
+    #[test]
+    fn keepalive_zero_is_off_and_sub_second_rounds_up() {
+        assert_eq!(keepalive_secs(Duration::ZERO), None);
+        assert_eq!(keepalive_secs(Duration::from_millis(500)), Some(1));
+        assert_eq!(keepalive_secs(Duration::from_secs(75)), Some(75));
+        assert_eq!(keepalive_secs(Duration::from_millis(1500)), Some(2));
     }
 }
