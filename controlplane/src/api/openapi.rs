@@ -25,8 +25,8 @@ fn describe(code: &str) -> &'static str {
         "404" => "no such kind, item or history entry",
         "409" => "referred to by other items (details name them), or changed concurrently",
         "412" => "If-Match names another revision",
-        "429" => "too many failed authentications",
-        "503" => "etcd unavailable",
+        "429" => "too many failed authentications, or this token's writes and dry runs already in progress",
+        "503" => "etcd unavailable, or a change staged over several transactions not finished",
         _ => "error",
     }
 }
