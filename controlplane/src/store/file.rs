@@ -14,6 +14,7 @@
 
 use crate::history::{key_segment, Record};
 use crate::store::{Snapshot, StoreError, Stored, Write};
+use louailink_shared::bounded::{read_regular_text, MAX_CONFIG_FILE};
 use louailink_shared::storage::digest::sha256_hex;
 use louailink_shared::storage::etcd::item_json;
 use louailink_shared::storage::{Change, Committed, Expected, ItemKey};
@@ -147,8 +148,9 @@ impl FileBackend {
             let Some(format) = Format::from_path(&file) else {
                 continue;
             };
-            let text =
-                std::fs::read_to_string(&file).map_err(|e| io_error("cannot read", &file, e))?;
+            // Bounded, and only a regular file (a FIFO put in its place must not hang the API).
+            let text = read_regular_text(&file, MAX_CONFIG_FILE)
+                .map_err(|e| io_error("cannot read", &file, e))?;
             let loaded = parse_text(&text, format, Some(&file)).map_err(|e| {
                 StoreError::Failed(format!("the config directory does not parse:\n{e}"))
             })?;
