@@ -41,10 +41,13 @@ async fn paged_read_returns_every_key_at_one_revision() {
     assert_eq!(keys[35], "/louailink/meta/generation");
 }
 
+/// With a 4 MiB response limit (the client's default; nodes accept 64 MiB): a read over it
+/// is split into smaller pages, and one value over it alone is set aside (`oversized`, for
+/// the node to reject) while every other key is read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_read_larger_than_4_mib_is_split_into_smaller_pages() {
-    let etcd = Etcd::start();
-    let s = store(&etcd.endpoint()).await;
+async fn a_read_over_the_message_limit_pages_down_and_sets_aside_a_value_over_it() {
+    let etcd = Etcd::start_with_max_request_bytes(8 << 20);
+    let s = store(&etcd.endpoint()).await.with_message_limit(4 << 20);
     // 12 values of 450 KiB: 5.4 MiB, more than one 4 MiB response may carry.
     let big = "x".repeat(450 * 1024);
     for i in 0..12 {
@@ -57,6 +60,28 @@ async fn a_read_larger_than_4_mib_is_split_into_smaller_pages() {
     assert_eq!(read.entries.len(), 12);
     assert!(read.pages >= 2, "read in {} pages", read.pages);
     assert!(read.entries.iter().all(|e| e.value.len() > 450 * 1024));
+    assert!(read.oversized.is_empty());
+
+    let huge = json!({"category": "mock", "body": "y".repeat(5 << 20)}).to_string();
+    let revision = s
+        .put_raw(&format!("{PREFIX}/plugins/p05x"), huge)
+        .await
+        .expect("put 5 MiB");
+    let read = s.read_prefix().await.expect("read past the huge value");
+    assert_eq!(read.entries.len(), 12, "every other key is read");
+    let keys: Vec<(&str, i64)> = read
+        .oversized
+        .iter()
+        .map(|e| (e.key.as_str(), e.mod_revision))
+        .collect();
+    assert_eq!(keys, [("/louailink/plugins/p05x", revision)]);
+    // The default limit reads it whole.
+    let read = store(&etcd.endpoint())
+        .await
+        .read_prefix()
+        .await
+        .expect("read");
+    assert_eq!((read.entries.len(), read.oversized.len()), (13, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

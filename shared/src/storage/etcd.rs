@@ -260,6 +260,8 @@ pub struct EtcdStore {
     timeout: Duration,
     write_timeout: Duration,
     page_size: usize,
+    /// Largest response accepted ([`MESSAGE_LIMIT`] unless a test lowers it).
+    message_limit: usize,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -269,6 +271,7 @@ impl std::fmt::Debug for EtcdStore {
             .field("timeout", &self.timeout)
             .field("write_timeout", &self.write_timeout)
             .field("page_size", &self.page_size)
+            .field("message_limit", &self.message_limit)
             .finish_non_exhaustive()
     }
 }
@@ -317,12 +320,19 @@ impl EtcdStore {
             timeout: spec.timeout,
             write_timeout: spec.timeout,
             page_size: DEFAULT_PAGE_SIZE,
+            message_limit: MESSAGE_LIMIT,
         })
     }
 
     /// The same store reading `page_size` keys per page (at least 1).
     pub fn with_page_size(mut self, page_size: usize) -> Self {
         self.page_size = page_size.max(1);
+        self
+    }
+
+    /// The same store accepting responses up to `bytes` (tests lower it to see paging).
+    pub fn with_message_limit(mut self, bytes: usize) -> Self {
+        self.message_limit = bytes;
         self
     }
 
@@ -478,7 +488,8 @@ impl EtcdStore {
                 if oversized {
                     tracing::warn!(
                         key = entry.key,
-                        "etcd value over the {MESSAGE_LIMIT}-byte read limit: rejected"
+                        "etcd value over the {}-byte read limit: rejected",
+                        self.message_limit
                     );
                     read.oversized.push(entry);
                 } else {
@@ -496,11 +507,11 @@ impl EtcdStore {
         }
     }
 
-    /// A KV client that accepts responses up to [`MESSAGE_LIMIT`].
+    /// A KV client that accepts responses up to the message limit.
     fn kv(&self) -> etcd_client::KvClient {
         self.client
             .kv_client()
-            .max_decoding_message_size(MESSAGE_LIMIT)
+            .max_decoding_message_size(self.message_limit)
     }
 
     /// The current value of one key.
@@ -710,7 +721,7 @@ impl EtcdStore {
         let mut watch = self
             .client
             .watch_client()
-            .max_decoding_message_size(MESSAGE_LIMIT);
+            .max_decoding_message_size(self.message_limit);
         self.timed("watch", &root, watch.watch(root.clone(), Some(options)))
             .await
     }
