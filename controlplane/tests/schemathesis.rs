@@ -131,7 +131,9 @@ async fn fuzz(control: &Control, what: &str) {
         .args(["--max-examples", &examples])
         .args(["--seed", &seed])
         .args(["--request-timeout", "10"])
-        .args(["--workers", "2"])
+        // One worker: with two, schemathesis' coverage phase sometimes fails inside itself
+        // (a KeyError in its own generator, 3 runs in 8), never on a finding of ours.
+        .args(["--workers", "1"])
         .args(["--generation-database", "none"])
         .args(["--report", "junit", "--report-junit-path"])
         .arg(&junit)
