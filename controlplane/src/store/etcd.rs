@@ -193,6 +193,14 @@ impl EtcdBackend {
         format!("{}{}", self.history_dir(), key_segment(id))
     }
 
+    /// A KV client for reads of many records at once.
+    fn history_kv(&self) -> etcd_client::KvClient {
+        self.store
+            .client()
+            .kv_client()
+            .max_decoding_message_size(HISTORY_MESSAGE_LIMIT)
+    }
+
     /// The newest `limit` records, newest first (with their store revision).
     pub async fn history(&self, limit: usize) -> Result<Vec<Record>, StoreError> {
         let dir = self.history_dir();
@@ -200,11 +208,7 @@ impl EtcdBackend {
             .with_prefix()
             .with_sort(SortTarget::Key, SortOrder::Descend)
             .with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
-        let mut kv = self
-            .store
-            .client()
-            .kv_client()
-            .max_decoding_message_size(HISTORY_MESSAGE_LIMIT);
+        let mut kv = self.history_kv();
         let mut resp = self.timed(&dir, kv.get(dir.clone(), Some(options))).await?;
         let mut records = Vec::new();
         for kv in resp.take_kvs() {
@@ -245,11 +249,7 @@ impl EtcdBackend {
         let options = GetOptions::new()
             .with_prefix()
             .with_sort(SortTarget::Key, SortOrder::Ascend);
-        let mut kv = self
-            .store
-            .client()
-            .kv_client()
-            .max_decoding_message_size(HISTORY_MESSAGE_LIMIT);
+        let mut kv = self.history_kv();
         let mut resp = self.timed(&dir, kv.get(dir.clone(), Some(options))).await?;
         let mut undo = Vec::new();
         for kv in resp.take_kvs() {
