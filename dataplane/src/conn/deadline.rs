@@ -4,7 +4,8 @@
 //! header as a whole, so a client sending one byte per second is never cut. Its API has no hook
 //! between accepting a connection and parsing a header, so the deadline lives in the stream
 //! pingora reads from: [`Deadlined`] wraps the accepted stream and, while a header is being read,
-//! races every read against one timer. The proxy tells it where a header ends
+//! races every read that has to wait against one timer (set at the header's first wait, so a
+//! header that arrives whole costs no timer). The proxy tells it where a header ends
 //! ([`Deadlined::header_done`], in `early_request_filter`) and where the next one may begin
 //! ([`Deadlined::between_requests`], in `logging`); it reaches the wrapper through
 //! `Session::stream()` and a downcast. Between requests the clock waits for the first byte of
@@ -46,6 +47,8 @@ pub struct Deadlined {
     phase: AtomicU8,
     limit: Duration,
     timer: Pin<Box<Sleep>>,
+    /// `timer` is set for the current header.
+    armed: bool,
     /// Bytes of the current header arrived (so a 408 is owed, not a silent close).
     started: bool,
     /// Bytes read by [`Peek::try_peek`], served again by the next reads.
@@ -65,6 +68,7 @@ impl Deadlined {
             phase: AtomicU8::new(phase),
             limit,
             timer: Box::pin(tokio::time::sleep(limit)),
+            armed: false,
             started: false,
             peeked: Vec::new(),
         }
@@ -102,12 +106,8 @@ impl AsyncRead for Deadlined {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let phase = this.phase.load(Ordering::Relaxed);
+        let mut phase = this.phase.load(Ordering::Relaxed);
         if phase == EXPIRED {
-            return Poll::Ready(Ok(()));
-        }
-        if phase == RUNNING && this.timer.as_mut().poll(cx).is_ready() {
-            this.expire(cx);
             return Poll::Ready(Ok(()));
         }
         if !this.peeked.is_empty() {
@@ -118,19 +118,32 @@ impl AsyncRead for Deadlined {
         }
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            match phase {
-                RUNNING => this.started = true,
-                WAITING => {
+        match polled {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                if phase == WAITING {
                     this.phase.store(RUNNING, Ordering::Relaxed);
-                    this.started = true;
-                    let deadline = Instant::now() + this.limit;
-                    this.timer.as_mut().reset(deadline);
+                    this.armed = false;
+                    phase = RUNNING;
                 }
-                _ => {}
+                this.started |= phase == RUNNING;
+                polled
             }
+            // The header has to wait for more bytes: only now is the clock needed. A header
+            // that arrives whole (nearly every one) never touches the timer, so its deadline
+            // runs from the first wait rather than the first byte, a read's worth later.
+            Poll::Pending if phase == RUNNING => {
+                if !this.armed {
+                    this.armed = true;
+                    this.timer.as_mut().reset(Instant::now() + this.limit);
+                }
+                if this.timer.as_mut().poll(cx).is_ready() {
+                    this.expire(cx);
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Pending
+            }
+            _ => polled,
         }
-        polled
     }
 }
 
