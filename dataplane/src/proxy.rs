@@ -204,9 +204,15 @@ impl ProxyHttp for Proxy {
                 .await;
         };
         // pingora turns keep-alive on ("forever") for every HTTP/1.1 request that does not say
-        // `Connection: close`: bound it by the server's timeout, never turn it on.
+        // `Connection: close`: bound it by the server's timeout, never turn it on. On h1 the
+        // connection wrapper bounds the wait with one timer it reuses, so pingora is told
+        // "forever" (`Some(0)`) and registers no timer of its own for every request.
         if session.get_keepalive().is_some() {
-            session.set_keepalive(server.keepalive);
+            let keepalive = match server.keepalive {
+                Some(_) if deadlined(session).is_some() => Some(0),
+                other => other,
+            };
+            session.set_keepalive(keepalive);
         }
         if DRAINING.load(Ordering::Relaxed) {
             session.set_keepalive(None);

@@ -36,6 +36,8 @@ const WAITING: u8 = 1;
 const STOPPED: u8 = 2;
 /// The deadline passed: every read is end-of-stream.
 const EXPIRED: u8 = 3;
+/// [`Deadlined::armed_for`] when the timer is set for no phase.
+const UNARMED: u8 = u8::MAX;
 
 /// Sent when a client that had started a header runs out of time (best effort: never waited for).
 const TIMEOUT_RESPONSE: &[u8] =
@@ -46,9 +48,11 @@ pub struct Deadlined {
     inner: Stream,
     phase: AtomicU8,
     limit: Duration,
+    /// Longest wait for the next request between requests (`keepalive_timeout`).
+    idle: Duration,
     timer: Pin<Box<Sleep>>,
-    /// `timer` is set for the current header.
-    armed: bool,
+    /// The phase `timer` is set for ([`RUNNING`]: this header; [`WAITING`]: this idle wait).
+    armed_for: u8,
     /// Bytes of the current header arrived (so a 408 is owed, not a silent close).
     started: bool,
     /// Bytes read by [`Peek::try_peek`], served again by the next reads.
@@ -56,9 +60,10 @@ pub struct Deadlined {
 }
 
 impl Deadlined {
-    /// Wraps `inner`; the first header must be complete within `limit` from now. A TLS stream
-    /// that negotiated h2 gets no header deadline (h2 has its own framing and timeouts).
-    pub fn new(inner: Stream, limit: Duration) -> Self {
+    /// Wraps `inner`; a header must be complete within `header` of its first wait, and a
+    /// kept-alive connection may wait `idle` for the next request. A TLS stream that
+    /// negotiated h2 gets neither (h2 has its own framing and timeouts).
+    pub fn new(inner: Stream, header: Duration, idle: Duration) -> Self {
         let phase = match inner.selected_alpn_proto() {
             Some(ALPN::H2) => STOPPED,
             _ => RUNNING,
@@ -66,9 +71,10 @@ impl Deadlined {
         Deadlined {
             inner,
             phase: AtomicU8::new(phase),
-            limit,
-            timer: Box::pin(tokio::time::sleep(limit)),
-            armed: false,
+            limit: header,
+            idle,
+            timer: Box::pin(tokio::time::sleep(header)),
+            armed_for: UNARMED,
             started: false,
             peeked: Vec::new(),
         }
@@ -122,22 +128,33 @@ impl AsyncRead for Deadlined {
             Poll::Ready(Ok(())) if buf.filled().len() > before => {
                 if phase == WAITING {
                     this.phase.store(RUNNING, Ordering::Relaxed);
-                    this.armed = false;
+                    this.armed_for = UNARMED;
                     phase = RUNNING;
                 }
                 this.started |= phase == RUNNING;
                 polled
             }
-            // The header has to wait for more bytes: only now is the clock needed. A header
-            // that arrives whole (nearly every one) never touches the timer, so its deadline
-            // runs from the first wait rather than the first byte, a read's worth later.
-            Poll::Pending if phase == RUNNING => {
-                if !this.armed {
-                    this.armed = true;
-                    this.timer.as_mut().reset(Instant::now() + this.limit);
+            // A header waiting for more bytes, or a kept-alive connection waiting for the next
+            // request: only now is the clock needed. A header that arrives whole (nearly every
+            // one) never touches the timer, so its deadline runs from its first wait rather
+            // than its first byte, a read's worth later.
+            Poll::Pending if phase == RUNNING || phase == WAITING => {
+                if this.armed_for != phase {
+                    this.armed_for = phase;
+                    let limit = if phase == RUNNING {
+                        this.limit
+                    } else {
+                        this.idle
+                    };
+                    this.timer.as_mut().reset(Instant::now() + limit);
                 }
                 if this.timer.as_mut().poll(cx).is_ready() {
-                    this.expire(cx);
+                    if phase == RUNNING {
+                        this.expire(cx);
+                    } else {
+                        // Idle past keepalive_timeout: closed quietly, as nginx does.
+                        this.phase.store(EXPIRED, Ordering::Relaxed);
+                    }
                     return Poll::Ready(Ok(()));
                 }
                 Poll::Pending

@@ -23,6 +23,8 @@ pub struct ConnLimits {
     pub max_connections: usize,
     /// Total time for a request header.
     pub header_timeout: Duration,
+    /// Longest wait for the next request on a kept-alive connection (`keepalive_timeout`).
+    pub idle_timeout: Duration,
 }
 
 /// Where the gate reads the current limits (the live config).
@@ -72,7 +74,11 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Gate<A> {
             // Dropping the stream closes it: the client learns at once instead of hanging.
             return None;
         }
-        let stream: Stream = Box::new(Deadlined::new(stream, limits.header_timeout));
+        let stream: Stream = Box::new(Deadlined::new(
+            stream,
+            limits.header_timeout,
+            limits.idle_timeout,
+        ));
         self.inner.process_new(stream, shutdown).await
     }
 

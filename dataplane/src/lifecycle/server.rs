@@ -96,11 +96,13 @@ impl LimitSource for LiveLimits {
             Some(s) => ConnLimits {
                 max_connections: s.max_connections,
                 header_timeout: s.header_timeout,
+                idle_timeout: s.idle_timeout,
             },
             // Being reconfigured away: the proxy answers 503; do not refuse meanwhile.
             None => ConnLimits {
                 max_connections: usize::MAX,
                 header_timeout: Duration::from_secs(10),
+                idle_timeout: Duration::from_secs(10),
             },
         }
     }

@@ -64,6 +64,8 @@ pub struct ServerRuntime {
     pub log_uses_request_id: bool,
     /// Client keep-alive timeout in seconds as pingora takes it; `None` disables keep-alive.
     pub keepalive: Option<u64>,
+    /// The same timeout, exact, for the connection wrapper that enforces it on h1.
+    pub idle_timeout: Duration,
     /// Total time a client has to send a request header (`client_header_timeout`).
     pub header_timeout: Duration,
     /// Concurrent client connections accepted (`max_connections`).
@@ -298,6 +300,7 @@ fn build_server(
         log_uses_request_id: access_log.as_ref().is_some_and(|l| l.uses_request_id()),
         access_log,
         keepalive: keepalive_secs(conf.keepalive_timeout.map_or(DEFAULT_KEEPALIVE, |d| d.0)),
+        idle_timeout: conf.keepalive_timeout.map_or(DEFAULT_KEEPALIVE, |d| d.0),
         header_timeout: conf
             .client_header_timeout
             .map_or(DEFAULT_HEADER_TIMEOUT, |d| d.0),
