@@ -7,6 +7,7 @@
 
 pub mod builtin;
 mod chain;
+mod ip_restriction;
 mod mock;
 mod ping;
 mod request_id;
@@ -33,6 +34,7 @@ const REGISTRY: &[(&str, Builder)] = &[
     builder::<ping::Ping>(),
     builder::<mock::Mock>(),
     builder::<request_id::RequestId>(),
+    builder::<ip_restriction::IpRestriction>(),
 ];
 
 /// The phases a plugin takes part in; it is put only in those phases' lists.

@@ -13,6 +13,7 @@ use crate::runtime::tls::CertStore;
 use crate::upstream::Upstream;
 use ahash::AHashMap;
 use ipnet::IpNet;
+use louailink_shared::plugins::parse_ip_net;
 use louailink_shared::storage::ItemKey;
 use louailink_shared::{Config, Kind, PluginConf, ServerConf};
 use std::collections::HashMap;
@@ -232,7 +233,7 @@ impl Snapshot {
             .basic
             .trusted_proxies
             .iter()
-            .filter_map(|p| match parse_net(p) {
+            .filter_map(|p| match parse_ip_net(p) {
                 Some(n) => Some(n),
                 None => {
                     errors.push(BuildError::of(
@@ -333,13 +334,6 @@ fn keepalive_secs(d: Duration) -> Option<u64> {
         return None;
     }
     Some(d.as_secs() + u64::from(d.subsec_nanos() > 0))
-}
-
-/// Parses `10.0.0.0/8` or a bare IP.
-pub fn parse_net(s: &str) -> Option<IpNet> {
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }
 
 #[cfg(test)]

@@ -10,9 +10,11 @@ use crate::model::PluginConf;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+mod ip_restriction;
 mod mock;
 mod ping;
 mod request_id;
+pub use ip_restriction::{parse_ip_net, IpRestrictionOptions};
 pub use mock::MockOptions;
 pub use ping::PingOptions;
 pub use request_id::RequestIdOptions;
@@ -22,6 +24,7 @@ const REGISTRY: &[Entry] = &[
     entry::<PingOptions>(),
     entry::<MockOptions>(),
     entry::<RequestIdOptions>(),
+    entry::<IpRestrictionOptions>(),
 ];
 
 /// Problems found in a plugin's options: `(key, message)`, key `None` for the whole plugin.

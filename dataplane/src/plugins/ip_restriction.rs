@@ -1,0 +1,59 @@
+//! `ip_restriction`: answers 403 with the configured message when the client's IP (the TCP
+//! peer, or the address a trusted proxy forwarded) is denied, or is not allowed.
+
+use super::{Build, BuildCtx, Flow, Phases, Plugin};
+use crate::request::ctx::RequestCtx;
+use crate::request::reply::Reply;
+use async_trait::async_trait;
+use bytes::Bytes;
+use ipnet::IpNet;
+use louailink_shared::plugins::{parse_ip_net, IpRestrictionOptions};
+use pingora_proxy::Session;
+
+/// The `ip_restriction` plugin.
+pub struct IpRestriction {
+    /// Only the listed pass (`allow`), or the listed are refused (`deny`).
+    allow: bool,
+    nets: Vec<IpNet>,
+    message: Bytes,
+}
+
+impl Build for IpRestriction {
+    type Options = IpRestrictionOptions;
+
+    fn build(options: IpRestrictionOptions, _ctx: &BuildCtx) -> Result<Self, String> {
+        let nets = options
+            .ip_list
+            .iter()
+            .map(|e| parse_ip_net(e).ok_or_else(|| format!("{e:?} is not an IP or CIDR range")))
+            .collect::<Result<_, _>>()?;
+        Ok(IpRestriction {
+            allow: options.kind == "allow",
+            nets,
+            message: Bytes::from(options.message),
+        })
+    }
+}
+
+#[async_trait]
+impl Plugin for IpRestriction {
+    fn category(&self) -> &'static str {
+        "ip_restriction"
+    }
+
+    fn phases(&self) -> Phases {
+        Phases::REQUEST
+    }
+
+    async fn request(&self, _session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<Flow> {
+        // No client IP (a Unix socket peer): an allow list refuses it, a deny list lets it by.
+        let listed = ctx
+            .client_ip
+            .is_some_and(|ip| self.nets.iter().any(|n| n.contains(&ip)));
+        if listed == self.allow {
+            return Ok(Flow::Continue);
+        }
+        let reply = Reply::new(403, "text/plain", self.message.clone())?;
+        Ok(Flow::Reply(Box::new(reply)))
+    }
+}
