@@ -50,10 +50,16 @@ impl Plugin for IpRestriction {
         let listed = ctx
             .client_ip
             .is_some_and(|ip| self.nets.iter().any(|n| n.contains(&ip)));
-        if listed == self.allow {
-            return Ok(Flow::Continue);
-        }
-        let reply = Reply::new(403, "text/plain", self.message.clone())?;
-        Ok(Flow::Reply(Box::new(reply)))
+        restrict(listed, self.allow, &self.message)
     }
+}
+
+/// What a restriction plugin answers: on when the request is `listed` as `allow` says it
+/// should be, else 403 with `message` (also for `ua_restriction` and `referer_restriction`).
+pub(super) fn restrict(listed: bool, allow: bool, message: &Bytes) -> pingora::Result<Flow> {
+    if listed == allow {
+        return Ok(Flow::Continue);
+    }
+    let reply = Reply::new(403, "text/plain", message.clone())?;
+    Ok(Flow::Reply(Box::new(reply)))
 }

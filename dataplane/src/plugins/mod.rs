@@ -10,7 +10,9 @@ mod chain;
 mod ip_restriction;
 mod mock;
 mod ping;
+mod referer_restriction;
 mod request_id;
+mod ua_restriction;
 
 pub use chain::Chain;
 
@@ -35,6 +37,8 @@ const REGISTRY: &[(&str, Builder)] = &[
     builder::<mock::Mock>(),
     builder::<request_id::RequestId>(),
     builder::<ip_restriction::IpRestriction>(),
+    builder::<ua_restriction::UaRestriction>(),
+    builder::<referer_restriction::RefererRestriction>(),
 ];
 
 /// The phases a plugin takes part in; it is put only in those phases' lists.

@@ -1,7 +1,7 @@
 //! `ip_restriction`: allows or denies requests by the client's IP (which honours
 //! `basic.trusted_proxies`), against a list of addresses and CIDR ranges.
 
-use super::{PluginSpec, Problems};
+use super::{check_restriction_type, PluginSpec, Problems};
 use crate::values::StrList;
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -44,10 +44,7 @@ impl PluginSpec for IpRestrictionOptions {
 
     fn check(&self, _: &Map<String, Value>) -> Problems {
         let mut problems = Vec::new();
-        if self.kind != "allow" && self.kind != "deny" {
-            let msg = format!("type {:?} must be \"allow\" or \"deny\"", self.kind);
-            problems.push((Some("type".into()), msg));
-        }
+        check_restriction_type(&self.kind, &mut problems);
         if self.ip_list.0.is_empty() {
             let msg = "ip_list is empty: list the IPs or CIDR ranges to allow or deny".into();
             problems.push((Some("ip_list".into()), msg));

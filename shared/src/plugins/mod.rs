@@ -13,11 +13,15 @@ use serde_json::{Map, Value};
 mod ip_restriction;
 mod mock;
 mod ping;
+mod referer_restriction;
 mod request_id;
+mod ua_restriction;
 pub use ip_restriction::{parse_ip_net, IpRestrictionOptions};
 pub use mock::MockOptions;
 pub use ping::PingOptions;
+pub use referer_restriction::{referer_host, RefererRestrictionOptions};
 pub use request_id::RequestIdOptions;
+pub use ua_restriction::UaRestrictionOptions;
 
 /// Every built-in plugin: its category and how its options are checked.
 const REGISTRY: &[Entry] = &[
@@ -25,6 +29,8 @@ const REGISTRY: &[Entry] = &[
     entry::<MockOptions>(),
     entry::<RequestIdOptions>(),
     entry::<IpRestrictionOptions>(),
+    entry::<UaRestrictionOptions>(),
+    entry::<RefererRestrictionOptions>(),
 ];
 
 /// Problems found in a plugin's options: `(key, message)`, key `None` for the whole plugin.
@@ -47,6 +53,14 @@ pub(crate) fn check_path(path: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("path {path:?} must start with '/'"))
+    }
+}
+
+/// The `type` of the restriction plugins: `allow` (only the listed pass) or `deny`.
+pub(crate) fn check_restriction_type(kind: &str, problems: &mut Problems) {
+    if kind != "allow" && kind != "deny" {
+        let msg = format!("type {kind:?} must be \"allow\" or \"deny\"");
+        problems.push((Some("type".into()), msg));
     }
 }
 
