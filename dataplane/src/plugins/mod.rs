@@ -10,6 +10,7 @@ mod chain;
 mod ip_restriction;
 mod mock;
 mod ping;
+mod redirect;
 mod referer_restriction;
 mod request_id;
 mod ua_restriction;
@@ -39,6 +40,7 @@ const REGISTRY: &[(&str, Builder)] = &[
     builder::<ip_restriction::IpRestriction>(),
     builder::<ua_restriction::UaRestriction>(),
     builder::<referer_restriction::RefererRestriction>(),
+    builder::<redirect::Redirect>(),
 ];
 
 /// The phases a plugin takes part in; it is put only in those phases' lists.

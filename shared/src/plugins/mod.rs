@@ -13,12 +13,14 @@ use serde_json::{Map, Value};
 mod ip_restriction;
 mod mock;
 mod ping;
+mod redirect;
 mod referer_restriction;
 mod request_id;
 mod ua_restriction;
 pub use ip_restriction::{parse_ip_net, IpRestrictionOptions};
 pub use mock::MockOptions;
 pub use ping::PingOptions;
+pub use redirect::RedirectOptions;
 pub use referer_restriction::{referer_host, RefererRestrictionOptions};
 pub use request_id::RequestIdOptions;
 pub use ua_restriction::UaRestrictionOptions;
@@ -31,6 +33,7 @@ const REGISTRY: &[Entry] = &[
     entry::<IpRestrictionOptions>(),
     entry::<UaRestrictionOptions>(),
     entry::<RefererRestrictionOptions>(),
+    entry::<RedirectOptions>(),
 ];
 
 /// Problems found in a plugin's options: `(key, message)`, key `None` for the whole plugin.
