@@ -5,6 +5,7 @@
 //! in `<name>.rs` here (a type implementing [`Plugin`] and [`Build`]), then `mod <name>;` and
 //! one `builder::<T>()` line in `REGISTRY`. Nothing in the proxy changes.
 
+mod basic_auth;
 pub mod builtin;
 mod chain;
 mod ip_restriction;
@@ -41,6 +42,7 @@ const REGISTRY: &[(&str, Builder)] = &[
     builder::<ua_restriction::UaRestriction>(),
     builder::<referer_restriction::RefererRestriction>(),
     builder::<redirect::Redirect>(),
+    builder::<basic_auth::BasicAuth>(),
 ];
 
 /// The phases a plugin takes part in; it is put only in those phases' lists.

@@ -10,6 +10,7 @@ use crate::model::PluginConf;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+mod basic_auth;
 mod ip_restriction;
 mod mock;
 mod ping;
@@ -17,6 +18,7 @@ mod redirect;
 mod referer_restriction;
 mod request_id;
 mod ua_restriction;
+pub use basic_auth::BasicAuthOptions;
 pub use ip_restriction::{parse_ip_net, IpRestrictionOptions};
 pub use mock::MockOptions;
 pub use ping::PingOptions;
@@ -34,6 +36,7 @@ const REGISTRY: &[Entry] = &[
     entry::<UaRestrictionOptions>(),
     entry::<RefererRestrictionOptions>(),
     entry::<RedirectOptions>(),
+    entry::<BasicAuthOptions>(),
 ];
 
 /// Problems found in a plugin's options: `(key, message)`, key `None` for the whole plugin.
