@@ -9,6 +9,7 @@ mod basic_auth;
 pub mod builtin;
 mod chain;
 mod ip_restriction;
+mod key_auth;
 mod mock;
 mod ping;
 mod redirect;
@@ -43,6 +44,7 @@ const REGISTRY: &[(&str, Builder)] = &[
     builder::<referer_restriction::RefererRestriction>(),
     builder::<redirect::Redirect>(),
     builder::<basic_auth::BasicAuth>(),
+    builder::<key_auth::KeyAuth>(),
 ];
 
 /// The phases a plugin takes part in; it is put only in those phases' lists.

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 mod basic_auth;
 mod ip_restriction;
+mod key_auth;
 mod mock;
 mod ping;
 mod redirect;
@@ -20,6 +21,7 @@ mod request_id;
 mod ua_restriction;
 pub use basic_auth::BasicAuthOptions;
 pub use ip_restriction::{parse_ip_net, IpRestrictionOptions};
+pub use key_auth::KeyAuthOptions;
 pub use mock::MockOptions;
 pub use ping::PingOptions;
 pub use redirect::RedirectOptions;
@@ -37,6 +39,7 @@ const REGISTRY: &[Entry] = &[
     entry::<RefererRestrictionOptions>(),
     entry::<RedirectOptions>(),
     entry::<BasicAuthOptions>(),
+    entry::<KeyAuthOptions>(),
 ];
 
 /// Problems found in a plugin's options: `(key, message)`, key `None` for the whole plugin.

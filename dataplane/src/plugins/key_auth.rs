@@ -1,0 +1,124 @@
+//! `key_auth`: lets a request on only with one of the configured API keys in its header or
+//! query parameter (compared in constant time, every key every time); otherwise 401.
+
+use super::{Build, BuildCtx, Flow, Phases, Plugin};
+use crate::request::ctx::RequestCtx;
+use crate::request::reply::Reply;
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::HeaderName;
+use louailink_shared::plugins::KeyAuthOptions;
+use pingora_http::RequestHeader;
+use pingora_proxy::Session;
+use subtle::ConstantTimeEq;
+
+/// The `key_auth` plugin.
+pub struct KeyAuth {
+    header: Option<HeaderName>,
+    query: String,
+    keys: Vec<Vec<u8>>,
+    hide_credentials: bool,
+}
+
+impl Build for KeyAuth {
+    type Options = KeyAuthOptions;
+
+    fn build(options: KeyAuthOptions, _ctx: &BuildCtx) -> Result<Self, String> {
+        let header = options
+            .header_or_default()
+            .map(|h| {
+                HeaderName::from_bytes(h.as_bytes())
+                    .map_err(|_| format!("{h:?} is not a header name"))
+            })
+            .transpose()?;
+        Ok(KeyAuth {
+            header,
+            query: options.query,
+            keys: options.keys.iter().map(|k| k.as_bytes().to_vec()).collect(),
+            hide_credentials: options.hide_credentials,
+        })
+    }
+}
+
+impl KeyAuth {
+    /// The value of the query parameter, as sent (not percent-decoded).
+    fn query_value<'a>(&self, query: Option<&'a str>) -> Option<&'a str> {
+        if self.query.is_empty() {
+            return None;
+        }
+        query?
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(name, _)| *name == self.query)
+            .map(|(_, value)| value)
+    }
+
+    fn authorized(&self, req: &RequestHeader) -> bool {
+        let sent = self
+            .header
+            .as_ref()
+            .and_then(|h| req.headers.get(h))
+            .map(|v| v.as_bytes())
+            .or_else(|| self.query_value(req.uri.query()).map(str::as_bytes));
+        let Some(sent) = sent else {
+            return false;
+        };
+        // Every key is compared, so the time taken does not tell which one (or none) matched.
+        self.keys.iter().fold(false, |found, key| {
+            bool::from(key.as_slice().ct_eq(sent)) | found
+        })
+    }
+}
+
+#[async_trait]
+impl Plugin for KeyAuth {
+    fn category(&self) -> &'static str {
+        "key_auth"
+    }
+
+    fn phases(&self) -> Phases {
+        Phases::REQUEST | Phases::UPSTREAM_REQUEST
+    }
+
+    async fn request(&self, session: &mut Session, _ctx: &mut RequestCtx) -> pingora::Result<Flow> {
+        if self.authorized(session.req_header()) {
+            return Ok(Flow::Continue);
+        }
+        let reply = Reply::new(401, "text/plain", Bytes::from_static(b"Unauthorized"))?;
+        Ok(Flow::Reply(Box::new(reply)))
+    }
+
+    fn upstream_request(
+        &self,
+        _session: &mut Session,
+        request: &mut RequestHeader,
+        _ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        if !self.hide_credentials {
+            return Ok(());
+        }
+        if let Some(h) = &self.header {
+            request.remove_header(h);
+        }
+        if self.query_value(request.uri.query()).is_some() {
+            let kept: Vec<&str> = request
+                .uri
+                .query()
+                .unwrap_or_default()
+                .split('&')
+                .filter(|pair| pair.split_once('=').map_or(*pair, |(n, _)| n) != self.query)
+                .collect();
+            let path = request.uri.path();
+            let uri = if kept.is_empty() {
+                path.to_string()
+            } else {
+                format!("{path}?{}", kept.join("&"))
+            };
+            let uri = uri.parse().map_err(|e| {
+                pingora::Error::because(pingora::ErrorType::InternalError, "hiding the key", e)
+            })?;
+            request.set_uri(uri);
+        }
+        Ok(())
+    }
+}
