@@ -26,7 +26,7 @@ pub use fleet::{Fleet, NodeStatus, Op};
 pub use load::{assert_no_failures, Load, Report};
 pub use louailink_testkit::{free_port, init, wait_until, wait_until_or_none, Etcd, Link, WAIT};
 pub use proxy::{CmdOutput, Louailink, LouailinkBuilder};
-pub use routes::{OneRoute, Routes, Single};
+pub use routes::{plugin_in_front, OneRoute, Routes, Single};
 pub use sse::SseStream;
 
 use std::path::PathBuf;

@@ -146,3 +146,25 @@ impl Single {
         self.client.get(host, path).await
     }
 }
+
+/// A server on a free port whose one location runs the plugin `p` of `category` (with these
+/// option lines) in front of `backend`; `extra` holds more items (e.g. `[basic]` lines).
+pub async fn plugin_in_front(
+    category: &str,
+    options: &str,
+    extra: &str,
+    backend: &Backend,
+) -> (Louailink, Client) {
+    let port = crate::free_port();
+    let plugin = format!("[plugins.p]\ncategory = \"{category}\"\n{options}\n{extra}");
+    let upstream = format!("addrs = [\"{}\"]", backend.addr());
+    let config = OneRoute {
+        port,
+        upstream: &upstream,
+        location: "plugins = [\"p\"]",
+        extra: &plugin,
+        ..Default::default()
+    }
+    .toml();
+    (Louailink::start(&config).await, Client::h1(port))
+}

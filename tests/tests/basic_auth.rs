@@ -1,22 +1,11 @@
 //! `basic_auth`: only the configured `user:password` pairs get through; everyone else gets a
 //! 401 challenge, and the credentials never show in config errors.
 
-use louailink_tests::{free_port, Backend, Client, Louailink, OneRoute, Reply};
+use louailink_tests::{free_port, plugin_in_front, Backend, Client, Louailink, OneRoute, Reply};
 
 /// A server whose one location runs `basic_auth` with these options in front of `backend`.
 async fn start(options: &str, backend: &Backend) -> (Louailink, Client) {
-    let port = free_port();
-    let plugin = format!("[plugins.auth]\ncategory = \"basic_auth\"\n{options}");
-    let upstream = format!("addrs = [\"{}\"]", backend.addr());
-    let config = OneRoute {
-        port,
-        upstream: &upstream,
-        location: "plugins = [\"auth\"]",
-        extra: &plugin,
-        ..Default::default()
-    }
-    .toml();
-    (Louailink::start(&config).await, Client::h1(port))
+    plugin_in_front("basic_auth", options, "", backend).await
 }
 
 async fn with_authorization(c: &Client, value: Option<&str>) -> Reply {

@@ -1,22 +1,11 @@
 //! `key_auth`: API keys in a header or a query parameter; anything else is 401 and never
 //! reaches the upstream.
 
-use louailink_tests::{free_port, Backend, Client, Louailink, OneRoute};
+use louailink_tests::{free_port, plugin_in_front, Backend, Client, Louailink, OneRoute};
 
 /// A server whose one location runs `key_auth` with these options in front of `backend`.
 async fn start(options: &str, backend: &Backend) -> (Louailink, Client) {
-    let port = free_port();
-    let plugin = format!("[plugins.keys]\ncategory = \"key_auth\"\n{options}");
-    let upstream = format!("addrs = [\"{}\"]", backend.addr());
-    let config = OneRoute {
-        port,
-        upstream: &upstream,
-        location: "plugins = [\"keys\"]",
-        extra: &plugin,
-        ..Default::default()
-    }
-    .toml();
-    (Louailink::start(&config).await, Client::h1(port))
+    plugin_in_front("key_auth", options, "", backend).await
 }
 
 #[tokio::test]

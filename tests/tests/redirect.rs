@@ -1,21 +1,10 @@
 //! `redirect`: to https on the same host and/or under a prefix, keeping path and query.
 
-use louailink_tests::{free_port, Backend, Client, Louailink, OneRoute, Reply};
+use louailink_tests::{free_port, plugin_in_front, Backend, Client, Louailink, OneRoute, Reply};
 
 /// A server whose one location runs `redirect` with these options in front of `backend`.
 async fn start(options: &str, backend: &Backend) -> (Louailink, Client) {
-    let port = free_port();
-    let plugin = format!("[plugins.r]\ncategory = \"redirect\"\n{options}");
-    let upstream = format!("addrs = [\"{}\"]", backend.addr());
-    let config = OneRoute {
-        port,
-        upstream: &upstream,
-        location: "plugins = [\"r\"]",
-        extra: &plugin,
-        ..Default::default()
-    }
-    .toml();
-    (Louailink::start(&config).await, Client::h1(port))
+    plugin_in_front("redirect", options, "", backend).await
 }
 
 fn location(r: &Reply) -> (u16, Option<&str>) {

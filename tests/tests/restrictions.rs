@@ -2,33 +2,12 @@
 //! forged `X-Forwarded-For` from an untrusted peer changes nothing), `ua_restriction`
 //! (User-Agent regexes) and `referer_restriction` (Referer hosts).
 
-use louailink_tests::{free_port, Backend, Client, Louailink, OneRoute, Reply};
+use louailink_tests::{free_port, plugin_in_front, Backend, Client, Louailink, OneRoute, Reply};
 
 /// A server whose one location runs `ip_restriction` with these options over `backend`;
 /// `extra` holds `[basic]` lines, if any.
 async fn start(options: &str, extra: &str, backend: &Backend) -> (Louailink, Client) {
-    start_category("ip_restriction", options, extra, backend).await
-}
-
-/// The same with a plugin of `category`.
-async fn start_category(
-    category: &str,
-    options: &str,
-    extra: &str,
-    backend: &Backend,
-) -> (Louailink, Client) {
-    let port = free_port();
-    let plugin = format!("[plugins.ips]\ncategory = \"{category}\"\n{options}\n{extra}");
-    let upstream = format!("addrs = [\"{}\"]", backend.addr());
-    let config = OneRoute {
-        port,
-        upstream: &upstream,
-        location: "plugins = [\"ips\"]",
-        extra: &plugin,
-        ..Default::default()
-    }
-    .toml();
-    (Louailink::start(&config).await, Client::h1(port))
+    plugin_in_front("ip_restriction", options, extra, backend).await
 }
 
 async fn from(c: &Client, forwarded_for: Option<&str>) -> Reply {
@@ -138,7 +117,7 @@ async fn ua_restriction_denies_matching_agents_and_allow_lists_admit_only_theirs
         let c = c.clone();
         async move { with_header(&c, "user-agent", v).await }
     };
-    let (_lk, deny) = start_category(
+    let (_lk, deny) = plugin_in_front(
         "ua_restriction",
         "ua_list = [\"(?i)bad-?bot\", \"^curl/\"]\nmessage = \"no bots\"",
         "",
@@ -155,7 +134,7 @@ async fn ua_restriction_denies_matching_agents_and_allow_lists_admit_only_theirs
         "no User-Agent is not listed"
     );
 
-    let (_lk2, allow) = start_category(
+    let (_lk2, allow) = plugin_in_front(
         "ua_restriction",
         "type = \"allow\"\nua_list = \"^Mozilla/\"",
         "",
@@ -170,7 +149,7 @@ async fn ua_restriction_denies_matching_agents_and_allow_lists_admit_only_theirs
 #[tokio::test]
 async fn referer_restriction_matches_the_referers_host_exactly_or_by_wildcard() {
     let b = Backend::start("b");
-    let (_lk, c) = start_category(
+    let (_lk, c) = plugin_in_front(
         "referer_restriction",
         "type = \"allow\"\nreferer_list = [\"a.com\", \"*.b.com\"]",
         "",
