@@ -9,6 +9,7 @@ mod basic_auth;
 pub mod builtin;
 mod chain;
 mod ip_restriction;
+mod jwt;
 mod key_auth;
 mod mock;
 mod ping;
@@ -45,6 +46,7 @@ const REGISTRY: &[(&str, Builder)] = &[
     builder::<redirect::Redirect>(),
     builder::<basic_auth::BasicAuth>(),
     builder::<key_auth::KeyAuth>(),
+    builder::<jwt::Jwt>(),
 ];
 
 /// The phases a plugin takes part in; it is put only in those phases' lists.

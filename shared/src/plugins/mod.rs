@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 mod basic_auth;
 mod ip_restriction;
+mod jwt;
 mod key_auth;
 mod mock;
 mod ping;
@@ -21,6 +22,7 @@ mod request_id;
 mod ua_restriction;
 pub use basic_auth::BasicAuthOptions;
 pub use ip_restriction::{parse_ip_net, IpRestrictionOptions};
+pub use jwt::{JwtKeys, JwtOptions};
 pub use key_auth::KeyAuthOptions;
 pub use mock::MockOptions;
 pub use ping::PingOptions;
@@ -40,6 +42,7 @@ const REGISTRY: &[Entry] = &[
     entry::<RedirectOptions>(),
     entry::<BasicAuthOptions>(),
     entry::<KeyAuthOptions>(),
+    entry::<JwtOptions>(),
 ];
 
 /// Problems found in a plugin's options: `(key, message)`, key `None` for the whole plugin.
