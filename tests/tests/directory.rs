@@ -33,7 +33,13 @@ impl Site {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path().join("www");
         let secret = dir.path().join("secret");
-        for d in [&root, &root.join("sub"), &root.join("docs"), &secret] {
+        for d in [
+            &root,
+            &root.join("sub"),
+            &root.join("docs"),
+            &root.join("trap"),
+            &secret,
+        ] {
             std::fs::create_dir_all(d).expect("mkdir");
         }
         write(&secret.join("secret.txt"), SECRET.as_bytes());
@@ -46,6 +52,11 @@ impl Site {
         symlink(&secret, root.join("link_out")).expect("symlink");
         symlink("../secret/secret.txt", root.join("leak.txt")).expect("symlink");
         symlink("style.css", root.join("link_in.css")).expect("symlink");
+        symlink("../../secret/secret.txt", root.join("trap/index.html")).expect("symlink");
+        let fifo = std::ffi::CString::new(root.join("fifo").into_os_string().into_encoded_bytes())
+            .expect("no NUL in a temp path");
+        // SAFETY: mkfifo reads a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0, "mkfifo");
         Site { _dir: dir, root }
     }
 
@@ -332,6 +343,13 @@ async fn every_way_out_of_the_folder_is_refused_and_never_serves_a_file() {
     assert_eq!(raw_get(port, "/static/leak.txt").await.0, 403);
     assert_eq!(raw_get(port, "/static/link_out/secret.txt").await.0, 403);
     assert_eq!(raw_get(port, "/static/link_out/").await.0, 403);
+    assert_eq!(
+        raw_get(port, "/static/trap/").await.0,
+        403,
+        "an index leading out"
+    );
+    // A FIFO would hang a reader: refused, not opened.
+    assert_eq!(raw_get(port, "/static/fifo").await.0, 403);
 
     // Without normalisation every form reaches the plugin itself, which refuses it: 403.
     let (_lk, _c, port) = site.serve("", "normalize_path = false").await;
