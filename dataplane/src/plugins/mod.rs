@@ -8,6 +8,7 @@
 mod basic_auth;
 pub mod builtin;
 mod chain;
+mod directory;
 mod ip_restriction;
 mod jwt;
 mod key_auth;
@@ -16,6 +17,7 @@ mod ping;
 mod redirect;
 mod referer_restriction;
 mod request_id;
+mod stats;
 mod ua_restriction;
 
 pub use chain::Chain;
@@ -47,6 +49,8 @@ const REGISTRY: &[(&str, Builder)] = &[
     builder::<basic_auth::BasicAuth>(),
     builder::<key_auth::KeyAuth>(),
     builder::<jwt::Jwt>(),
+    builder::<directory::Directory>(),
+    builder::<stats::Stats>(),
 ];
 
 /// The phases a plugin takes part in; it is put only in those phases' lists.

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 mod basic_auth;
+mod directory;
 mod ip_restriction;
 mod jwt;
 mod key_auth;
@@ -19,8 +20,10 @@ mod ping;
 mod redirect;
 mod referer_restriction;
 mod request_id;
+mod stats;
 mod ua_restriction;
 pub use basic_auth::BasicAuthOptions;
+pub use directory::DirectoryOptions;
 pub use ip_restriction::{parse_ip_net, IpRestrictionOptions};
 pub use jwt::{JwtKeys, JwtOptions};
 pub use key_auth::KeyAuthOptions;
@@ -29,6 +32,7 @@ pub use ping::PingOptions;
 pub use redirect::RedirectOptions;
 pub use referer_restriction::{referer_host, RefererRestrictionOptions};
 pub use request_id::RequestIdOptions;
+pub use stats::StatsOptions;
 pub use ua_restriction::UaRestrictionOptions;
 
 /// Every built-in plugin: its category and how its options are checked.
@@ -43,6 +47,8 @@ const REGISTRY: &[Entry] = &[
     entry::<BasicAuthOptions>(),
     entry::<KeyAuthOptions>(),
     entry::<JwtOptions>(),
+    entry::<DirectoryOptions>(),
+    entry::<StatsOptions>(),
 ];
 
 /// Problems found in a plugin's options: `(key, message)`, key `None` for the whole plugin.
