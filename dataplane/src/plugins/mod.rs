@@ -7,6 +7,7 @@
 
 mod basic_auth;
 pub mod builtin;
+mod cache;
 mod chain;
 mod ip_restriction;
 mod key_auth;
@@ -45,6 +46,7 @@ const REGISTRY: &[(&str, Builder)] = &[
     builder::<redirect::Redirect>(),
     builder::<basic_auth::BasicAuth>(),
     builder::<key_auth::KeyAuth>(),
+    builder::<cache::Cache>(),
 ];
 
 /// The phases a plugin takes part in; it is put only in those phases' lists.

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 mod basic_auth;
+mod cache;
 mod ip_restriction;
 mod key_auth;
 mod mock;
@@ -20,6 +21,7 @@ mod referer_restriction;
 mod request_id;
 mod ua_restriction;
 pub use basic_auth::BasicAuthOptions;
+pub use cache::CacheOptions;
 pub use ip_restriction::{parse_ip_net, IpRestrictionOptions};
 pub use key_auth::KeyAuthOptions;
 pub use mock::MockOptions;
@@ -40,6 +42,7 @@ const REGISTRY: &[Entry] = &[
     entry::<RedirectOptions>(),
     entry::<BasicAuthOptions>(),
     entry::<KeyAuthOptions>(),
+    entry::<CacheOptions>(),
 ];
 
 /// Problems found in a plugin's options: `(key, message)`, key `None` for the whole plugin.
