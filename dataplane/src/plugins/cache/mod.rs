@@ -12,6 +12,7 @@ mod coalesce;
 mod policy;
 mod store;
 
+use super::ip_restriction::parse_nets;
 use super::{Build, BuildCtx, Flow, Phases, Plugin};
 use crate::request::ctx::{state_key, RequestCtx};
 use crate::request::reply::Reply;
@@ -20,7 +21,7 @@ use bytes::Bytes;
 use coalesce::{Claim, Fill, Locks};
 use http::{HeaderName, Method};
 use ipnet::IpNet;
-use louailink_shared::plugins::{parse_ip_net, CacheOptions};
+use louailink_shared::plugins::CacheOptions;
 use pingora::protocols::http::conditional_filter::{not_modified_filter, to_304};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
@@ -96,11 +97,6 @@ impl Build for Cache {
     type Options = CacheOptions;
 
     fn build(o: CacheOptions, _ctx: &BuildCtx) -> Result<Self, String> {
-        let purgers = o
-            .purge_ip_list
-            .iter()
-            .map(|e| parse_ip_net(e).ok_or_else(|| format!("{e:?} is not an IP or CIDR range")))
-            .collect::<Result<_, _>>()?;
         let status_header = match o.cache_status_header.as_str() {
             "" => None,
             name => Some(
@@ -113,7 +109,7 @@ impl Build for Cache {
             locks: Locks::default(),
             max_ttl: o.max_ttl.0,
             max_entry_size: size(o.max_entry_size.0),
-            purgers,
+            purgers: parse_nets(&o.purge_ip_list)?,
             get: o.methods.iter().any(|m| m == "GET"),
             head: o.methods.iter().any(|m| m == "HEAD"),
             status_header,

@@ -70,6 +70,15 @@ struct Entry {
 }
 
 impl Entry {
+    fn new(key: &str, vary: Arc<[String]>) -> Self {
+        Entry {
+            key: key.into(),
+            vary,
+            variants: Vec::new(),
+            pass_until: None,
+        }
+    }
+
     fn weight(&self) -> usize {
         let variants: usize = self
             .variants
@@ -160,22 +169,9 @@ impl Store {
             object: Arc::new(object),
         };
         let mut inner = self.lock();
-        let mut entry = match inner.lru.pop(&hash) {
-            Some(old) if &*old.key == key && old.vary == vary => {
-                inner.weight -= old.weight();
-                old
-            }
-            old => {
-                if let Some(old) = old {
-                    inner.weight -= old.weight();
-                }
-                Entry {
-                    key: key.into(),
-                    vary,
-                    variants: Vec::new(),
-                    pass_until: None,
-                }
-            }
+        let mut entry = match Self::take(&mut inner, hash, key) {
+            Some(old) if old.vary == vary => old,
+            _ => Entry::new(key, vary),
         };
         entry.pass_until = None;
         entry.variants.retain(|v| v.values != variant.values);
@@ -189,24 +185,9 @@ impl Store {
     /// Concurrent misses for `key` stop waiting for each other for `for_how_long`.
     pub fn pass(&self, hash: u64, key: &str, for_how_long: Duration, now: Instant) {
         let mut inner = self.lock();
-        let entry = match inner.lru.pop(&hash) {
-            Some(mut old) if &*old.key == key => {
-                inner.weight -= old.weight();
-                old.pass_until = Some(now + for_how_long);
-                old
-            }
-            old => {
-                if let Some(old) = old {
-                    inner.weight -= old.weight();
-                }
-                Entry {
-                    key: key.into(),
-                    vary: Arc::from([]),
-                    variants: Vec::new(),
-                    pass_until: Some(now + for_how_long),
-                }
-            }
-        };
+        let mut entry =
+            Self::take(&mut inner, hash, key).unwrap_or_else(|| Entry::new(key, Arc::from([])));
+        entry.pass_until = Some(now + for_how_long);
         self.insert(&mut inner, hash, entry);
     }
 
@@ -221,6 +202,13 @@ impl Store {
             }
             None => false,
         }
+    }
+
+    /// Takes the entry under `hash` out of the store; `Some` only when it is `key`'s.
+    fn take(inner: &mut Inner, hash: u64, key: &str) -> Option<Entry> {
+        let old = inner.lru.pop(&hash)?;
+        inner.weight -= old.weight();
+        (&*old.key == key).then_some(old)
     }
 
     fn insert(&self, inner: &mut Inner, hash: u64, entry: Entry) {
