@@ -36,7 +36,7 @@ async fn send(c: &Client, method: &str, path: &str, headers: &[(&str, &str)]) ->
 
 #[tokio::test]
 async fn a_miss_then_hits_with_the_backend_asked_once_and_head_from_the_get_entry() {
-    let b = fresh_for_a_minute();
+    let b = backend_with(&[("cache-control", "max-age=60"), ("etag", "\"v1\"")]);
     let (_lk, c) = plugin_in_front("cache", "", "", &b).await;
     let first = c.get("c.test", "/a?x=1").await.expect_status(200);
     assert_eq!(status(&first), "MISS");
@@ -53,6 +53,10 @@ async fn a_miss_then_hits_with_the_backend_asked_once_and_head_from_the_get_entr
     assert_eq!(head.body, "");
     let length = first.body.len().to_string();
     assert_eq!(head.header("content-length"), Some(length.as_str()));
+    // A client holding the same version gets 304 from the cache.
+    let revalidate = send(&c, "GET", "/a?x=1", &[("if-none-match", "\"v1\"")]).await;
+    assert_eq!((revalidate.status, status(&revalidate)), (304, "HIT"));
+    assert_eq!(revalidate.body, "");
     assert_eq!(b.hits(), 1);
 
     // The key holds host, path and query: each of these is its own entry.

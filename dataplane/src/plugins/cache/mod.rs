@@ -132,12 +132,8 @@ impl Cache {
 
     /// The stored response for this request, if any.
     fn lookup(&self, req: &RequestHeader, hash: u64, key: &str, now: Instant) -> Lookup {
-        match self.store.vary(hash, key) {
-            Some(vary) => self
-                .store
-                .get(hash, key, &policy::vary_values(req, &vary), now),
-            None => Lookup::Missing { pass: false },
-        }
+        let values = |vary: &[String]| policy::vary_values(req, vary);
+        self.store.get(hash, key, values, now)
     }
 
     /// The answer from a stored response (`304` when the request's validators match).

@@ -132,21 +132,21 @@ impl Store {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The `Vary` names stored for `key`, if an entry exists (the caller computes the
-    /// request's values for them, then calls [`Store::get`]).
-    pub fn vary(&self, hash: u64, key: &str) -> Option<Arc<[String]>> {
-        let inner = self.lock();
-        let entry = inner.lru.peek(&hash).filter(|e| &*e.key == key)?;
-        Some(entry.vary.clone())
-    }
-
-    /// The response stored for `key` and these `Vary` values (marks the entry as used).
-    pub fn get(&self, hash: u64, key: &str, values: &[u8], now: Instant) -> Lookup {
+    /// The response stored for `key` and the request's values of the entry's `Vary` names
+    /// (`values` computes them); marks the entry as used.
+    pub fn get(
+        &self,
+        hash: u64,
+        key: &str,
+        values: impl FnOnce(&[String]) -> Box<[u8]>,
+        now: Instant,
+    ) -> Lookup {
         let mut inner = self.lock();
         let Some(entry) = inner.lru.get(&hash).filter(|e| &*e.key == key) else {
             return Lookup::Missing { pass: false };
         };
-        match entry.variants.iter().find(|v| &*v.values == values) {
+        let values = values(&entry.vary);
+        match entry.variants.iter().find(|v| v.values == values) {
             Some(v) => Lookup::Found(v.object.clone()),
             None => Lookup::Missing {
                 pass: entry.pass_until.is_some_and(|t| now < t),
@@ -263,12 +263,12 @@ mod tests {
             // k0 is used all the time, so it stays.
             let k0 = store.hash("k0");
             assert!(
-                found(store.get(k0, "k0", &[], now)).is_some(),
+                found(store.get(k0, "k0", |_| Box::from([]), now)).is_some(),
                 "k0 after k{i}"
             );
         }
-        assert!(found(store.get(store.hash("k5"), "k5", &[], now)).is_none());
-        assert!(found(store.get(store.hash("k9"), "k9", &[], now)).is_some());
+        assert!(found(store.get(store.hash("k5"), "k5", |_| Box::from([]), now)).is_none());
+        assert!(found(store.get(store.hash("k9"), "k9", |_| Box::from([]), now)).is_some());
     }
 
     #[test]
@@ -285,17 +285,23 @@ mod tests {
             object(b"zipped", 60),
         );
         store.put(h, key, vary.clone(), Box::from(*b""), object(b"plain", 60));
-        assert_eq!(found(store.get(h, key, b"gzip", now)).unwrap(), "zipped");
-        assert_eq!(found(store.get(h, key, b"", now)).unwrap(), "plain");
+        assert_eq!(
+            found(store.get(h, key, |_| Box::from(*b"gzip"), now)).unwrap(),
+            "zipped"
+        );
+        assert_eq!(
+            found(store.get(h, key, |_| Box::from(*b""), now)).unwrap(),
+            "plain"
+        );
         for i in 0..20u8 {
             store.put(h, key, vary.clone(), Box::from([i]), object(b"x", 60));
         }
         assert!(
-            found(store.get(h, key, b"gzip", now)).is_none(),
+            found(store.get(h, key, |_| Box::from(*b"gzip"), now)).is_none(),
             "oldest went"
         );
         assert!(store.remove(h, key));
-        assert!(found(store.get(h, key, &[19], now)).is_none());
+        assert!(found(store.get(h, key, |_| Box::from([19]), now)).is_none());
         assert!(!store.remove(h, key));
         assert_eq!(store.weight(), 0);
     }
@@ -304,7 +310,7 @@ mod tests {
     fn a_hash_collision_never_serves_another_key() {
         let store = Store::new(1 << 20);
         store.put(1, "a", Arc::from([]), Box::from([]), object(b"a", 60));
-        assert!(found(store.get(1, "b", &[], Instant::now())).is_none());
+        assert!(found(store.get(1, "b", |_| Box::from([]), Instant::now())).is_none());
         assert!(!store.remove(1, "b"));
     }
 }
