@@ -7,6 +7,7 @@
 
 mod basic_auth;
 pub mod builtin;
+mod cache;
 mod chain;
 mod directory;
 mod ip_restriction;
@@ -51,6 +52,7 @@ const REGISTRY: &[(&str, Builder)] = &[
     builder::<jwt::Jwt>(),
     builder::<directory::Directory>(),
     builder::<stats::Stats>(),
+    builder::<cache::Cache>(),
 ];
 
 /// The phases a plugin takes part in; it is put only in those phases' lists.

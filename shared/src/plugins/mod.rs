@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 mod basic_auth;
+mod cache;
 mod directory;
 mod ip_restriction;
 mod jwt;
@@ -23,6 +24,7 @@ mod request_id;
 mod stats;
 mod ua_restriction;
 pub use basic_auth::BasicAuthOptions;
+pub use cache::CacheOptions;
 pub use directory::DirectoryOptions;
 pub use ip_restriction::{parse_ip_net, IpRestrictionOptions};
 pub use jwt::{JwtKeys, JwtOptions};
@@ -49,6 +51,7 @@ const REGISTRY: &[Entry] = &[
     entry::<JwtOptions>(),
     entry::<DirectoryOptions>(),
     entry::<StatsOptions>(),
+    entry::<CacheOptions>(),
 ];
 
 /// Problems found in a plugin's options: `(key, message)`, key `None` for the whole plugin.
