@@ -145,7 +145,12 @@ impl Cache {
             to_304(&mut header);
             body = Bytes::new();
         }
-        Ok(Flow::Reply(Box::new(Reply { header, body })))
+        let stream = Vec::new();
+        Ok(Flow::Reply(Box::new(Reply {
+            header,
+            body,
+            stream,
+        })))
     }
 
     /// `PURGE <path>`: drops the key from the listed addresses; 403 from others, 405 when
