@@ -95,7 +95,7 @@ impl Proxy {
         snap.servers.get(&*self.server)
     }
 
-    /// Writes a reply after the location's `response` phase.
+    /// Writes a reply after the location's `response` and `response_body` phases.
     async fn send_reply(
         &self,
         session: &mut Session,
@@ -112,7 +112,14 @@ impl Proxy {
             .write_response_header(Box::new(reply.header), head_only)
             .await?;
         if !head_only {
-            session.write_response_body(Some(reply.body), true).await?;
+            // The body passes the `response_body` phase too, so a plugin that changed the
+            // header for it (compression) also changes the body.
+            let mut body = Some(reply.body);
+            if let Some(loc) = &ctx.location {
+                loc.chain
+                    .response_body(session, &mut body, true, &mut ctx.req)?;
+            }
+            session.write_response_body(body, true).await?;
         }
         Ok(())
     }

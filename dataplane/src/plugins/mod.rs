@@ -8,6 +8,8 @@
 mod basic_auth;
 pub mod builtin;
 mod chain;
+mod compression;
+mod cors;
 mod ip_restriction;
 mod key_auth;
 mod mock;
@@ -15,6 +17,7 @@ mod ping;
 mod redirect;
 mod referer_restriction;
 mod request_id;
+mod response_headers;
 mod ua_restriction;
 
 pub use chain::Chain;
@@ -45,6 +48,9 @@ const REGISTRY: &[(&str, Builder)] = &[
     builder::<redirect::Redirect>(),
     builder::<basic_auth::BasicAuth>(),
     builder::<key_auth::KeyAuth>(),
+    builder::<compression::Compression>(),
+    builder::<response_headers::ResponseHeaders>(),
+    builder::<cors::Cors>(),
 ];
 
 /// The phases a plugin takes part in; it is put only in those phases' lists.
@@ -102,6 +108,12 @@ pub trait Plugin: Send + Sync {
 
     /// The phases this instance acts in.
     fn phases(&self) -> Phases;
+
+    /// True when the instance's header values read named captures of the location's regexes
+    /// (the location then collects them for every request).
+    fn needs_captures(&self) -> bool {
+        false
+    }
 
     /// After the location matched, before an upstream is chosen: read or change the request,
     /// or answer it.

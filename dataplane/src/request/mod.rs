@@ -1,6 +1,8 @@
 //! The request as it travels: its state ([`ctx`]), what is read from it ([`inspect`]), the
-//! variables rendered from it ([`vars`]), its normal path ([`path`]), responses made here ([`reply`]), what a client may send ([`strict`]) and its access log
-//! line ([`access_log`]). Nothing here knows the compiled snapshot.
+//! variables rendered from it ([`vars`]), its normal path ([`path`]), responses made here
+//! ([`reply`]), what a client may send ([`strict`]), token lists of response headers such as
+//! `Vary` ([`vary`]) and its access log line ([`access_log`]). Nothing here knows the compiled
+//! snapshot.
 
 pub mod access_log;
 pub mod ctx;
@@ -9,3 +11,4 @@ pub mod path;
 pub mod reply;
 pub mod strict;
 pub mod vars;
+pub mod vary;

@@ -146,7 +146,9 @@ impl Location {
                 .chain(&plugins)
                 .chain(&builtins.after),
         );
-        let needs_captures = builtins.needs_captures || matches!(upstream, UpstreamRef::Var(_));
+        let needs_captures = builtins.needs_captures
+            || plugins.iter().any(|p| p.needs_captures())
+            || matches!(upstream, UpstreamRef::Var(_));
         Ok(Location {
             name: Arc::from(name),
             conf: conf.clone(),

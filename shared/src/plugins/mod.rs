@@ -11,6 +11,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 mod basic_auth;
+mod compression;
+mod cors;
 mod ip_restriction;
 mod key_auth;
 mod mock;
@@ -18,8 +20,11 @@ mod ping;
 mod redirect;
 mod referer_restriction;
 mod request_id;
+mod response_headers;
 mod ua_restriction;
 pub use basic_auth::BasicAuthOptions;
+pub use compression::{CompressionOptions, DEFAULT_CONTENT_TYPES};
+pub use cors::{origin_ok, CorsOptions, REFLECT_ORIGIN};
 pub use ip_restriction::{parse_ip_net, IpRestrictionOptions};
 pub use key_auth::KeyAuthOptions;
 pub use mock::MockOptions;
@@ -27,6 +32,7 @@ pub use ping::PingOptions;
 pub use redirect::RedirectOptions;
 pub use referer_restriction::{referer_host, RefererRestrictionOptions};
 pub use request_id::RequestIdOptions;
+pub use response_headers::ResponseHeadersOptions;
 pub use ua_restriction::UaRestrictionOptions;
 
 /// Every built-in plugin: its category and how its options are checked.
@@ -40,6 +46,9 @@ const REGISTRY: &[Entry] = &[
     entry::<RedirectOptions>(),
     entry::<BasicAuthOptions>(),
     entry::<KeyAuthOptions>(),
+    entry::<CompressionOptions>(),
+    entry::<ResponseHeadersOptions>(),
+    entry::<CorsOptions>(),
 ];
 
 /// Problems found in a plugin's options: `(key, message)`, key `None` for the whole plugin.
