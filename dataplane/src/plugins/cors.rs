@@ -152,11 +152,17 @@ impl Cors {
         };
         self.origin_headers(&mut h, origin)?;
         let asked = |name| req.headers.get(name).cloned();
-        let methods = self.methods.clone().or_else(|| asked(ACCESS_CONTROL_REQUEST_METHOD));
+        let methods = self
+            .methods
+            .clone()
+            .or_else(|| asked(ACCESS_CONTROL_REQUEST_METHOD));
         if let Some(m) = methods {
             h.insert_header(ACCESS_CONTROL_ALLOW_METHODS, m)?;
         }
-        let headers = self.headers.clone().or_else(|| asked(ACCESS_CONTROL_REQUEST_HEADERS));
+        let headers = self
+            .headers
+            .clone()
+            .or_else(|| asked(ACCESS_CONTROL_REQUEST_HEADERS));
         if let Some(v) = headers {
             h.insert_header(ACCESS_CONTROL_ALLOW_HEADERS, v)?;
         }

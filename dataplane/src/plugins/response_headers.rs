@@ -105,7 +105,8 @@ impl Plugin for ResponseHeaders {
             if !header.headers.contains_key(&r.from) {
                 continue;
             }
-            let values: Vec<HeaderValue> = header.headers.get_all(&r.from).iter().cloned().collect();
+            let values: Vec<HeaderValue> =
+                header.headers.get_all(&r.from).iter().cloned().collect();
             header.remove_header(&r.from);
             header.remove_header(&r.to);
             for v in values {

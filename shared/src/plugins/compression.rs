@@ -58,7 +58,10 @@ impl CompressionOptions {
     pub fn types(&self) -> Vec<String> {
         match &self.content_types {
             Some(list) => list.iter().map(|t| t.trim().to_ascii_lowercase()).collect(),
-            None => DEFAULT_CONTENT_TYPES.iter().map(|t| t.to_string()).collect(),
+            None => DEFAULT_CONTENT_TYPES
+                .iter()
+                .map(|t| t.to_string())
+                .collect(),
         }
     }
 }
@@ -111,5 +114,33 @@ impl PluginSpec for CompressionOptions {
             }
         }
         problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::decode;
+
+    fn decoded(json: serde_json::Value) -> Result<CompressionOptions, Vec<String>> {
+        let serde_json::Value::Object(map) = json else {
+            unreachable!("an object")
+        };
+        decode::<CompressionOptions>(&map)
+            .map_err(|p| p.into_iter().map(|(k, _)| k.unwrap_or_default()).collect())
+    }
+
+    #[test]
+    fn defaults_and_ranges() {
+        let o = decoded(serde_json::json!({})).unwrap();
+        assert_eq!(
+            (o.gzip_level, o.br_level, o.zstd_level, o.min_length),
+            (6, 4, 3, 256)
+        );
+        assert!(o.types().contains(&"application/json".to_string()));
+        let e = decoded(serde_json::json!({"gzip_level": 10, "content_types": "text/*, bad"}));
+        assert_eq!(e.unwrap_err(), ["gzip_level", "content_types"]);
+        let e = decoded(serde_json::json!({"gzip_level": 0, "br_level": 0, "zstd_level": 0}));
+        assert_eq!(e.unwrap_err(), [""]);
     }
 }

@@ -107,7 +107,62 @@ impl PluginSpec for CorsOptions {
         let header = |h: &str| header_name(h).is_some();
         check_names("allow_methods", &self.allow_methods, method, &mut problems);
         check_names("allow_headers", &self.allow_headers, header, &mut problems);
-        check_names("expose_headers", &self.expose_headers, header, &mut problems);
+        check_names(
+            "expose_headers",
+            &self.expose_headers,
+            header,
+            &mut problems,
+        );
         problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::decode;
+
+    fn problems(json: serde_json::Value) -> Vec<String> {
+        let serde_json::Value::Object(map) = json else {
+            unreachable!("an object")
+        };
+        match decode::<CorsOptions>(&map) {
+            Ok(_) => vec![],
+            Err(p) => p.into_iter().map(|(k, _)| k.unwrap_or_default()).collect(),
+        }
+    }
+
+    #[test]
+    fn origins_are_scheme_host_and_port_only() {
+        for ok in [
+            "https://a.com",
+            "http://localhost:3000",
+            "http://[::1]:8080",
+        ] {
+            assert!(origin_ok(ok), "{ok}");
+        }
+        for bad in [
+            "null",
+            "a.com",
+            "https://a.com/",
+            "https://A.com",
+            "https://a.com, b",
+            "",
+        ] {
+            assert!(!origin_ok(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn credentials_need_listed_origins() {
+        let json = serde_json::json!({"allow_credentials": true});
+        assert_eq!(
+            problems(json),
+            ["allow_credentials"],
+            "the default origin is *"
+        );
+        let listed =
+            serde_json::json!({"allow_credentials": true, "allow_origin": "https://a.com"});
+        assert!(problems(listed).is_empty());
     }
 }

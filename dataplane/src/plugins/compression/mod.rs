@@ -16,8 +16,8 @@ use crate::request::vary::{add_vary, has_token};
 use bytes::Bytes;
 use encoder::Encoder;
 use http::header::{
-    ACCEPT_ENCODING, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH,
-    CONTENT_RANGE, CONTENT_TYPE, ETAG, TRANSFER_ENCODING,
+    ACCEPT_ENCODING, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE,
+    CONTENT_TYPE, ETAG, TRANSFER_ENCODING,
 };
 use http::{HeaderValue, Method, Version};
 use louailink_shared::plugins::CompressionOptions;
