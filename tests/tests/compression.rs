@@ -67,8 +67,8 @@ async fn start(options: &str, addr: &str) -> (Louailink, Client) {
         port,
         upstream: &format!("addrs = [\"{addr}\"]"),
         location: "plugins = [\"p\"]",
+        server: "enabled_h2 = true",
         extra: &format!("[plugins.p]\ncategory = \"compression\"\n{options}"),
-        ..Default::default()
     }
     .toml();
     (Louailink::start(&config).await, Client::h1(port))
@@ -125,9 +125,16 @@ fn decode(encoding: &str, data: &[u8]) -> String {
 async fn each_codec_decodes_to_the_original_body_with_vary_and_no_length() {
     let body = json_body(4000);
     let addr = raw_backend(response("application/json", "", &body)).await;
-    let (_lk, c) = start("", &addr).await;
-    for codec in ["gzip", "br", "zstd"] {
-        let r = get(&c, Some(codec)).await;
+    let (lk, h1) = start("", &addr).await;
+    let h2 = Client::h2c(lk.ports()[0]);
+    for (c, codec) in [
+        (&h1, "gzip"),
+        (&h1, "br"),
+        (&h1, "zstd"),
+        (&h2, "gzip"),
+        (&h2, "br"),
+    ] {
+        let r = get(c, Some(codec)).await;
         assert_eq!(r.status, 200);
         assert_eq!(r.header("content-encoding"), Some(codec));
         assert_eq!(r.header("vary"), Some("Accept-Encoding"), "{codec}");

@@ -2,7 +2,7 @@
 //! by chunk so a streamed response is never held back.
 
 use super::{PluginSpec, Problems};
-use crate::values::StrList;
+use crate::values::{Size, StrList};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -33,7 +33,7 @@ pub struct CompressionOptions {
     /// zstd level 1-22; 0 disables zstd (default 3).
     pub zstd_level: u32,
     /// A response whose known `Content-Length` is below this is left alone (default 256).
-    pub min_length: u64,
+    pub min_length: Size,
     /// Media types compressed: `type/subtype` or `type/*` (default [`DEFAULT_CONTENT_TYPES`]).
     pub content_types: Option<StrList>,
     /// Also compress `text/event-stream` (default false: streams are left untouched).
@@ -46,7 +46,7 @@ impl Default for CompressionOptions {
             gzip_level: 6,
             br_level: 4,
             zstd_level: 3,
-            min_length: 256,
+            min_length: Size(256),
             content_types: None,
             event_stream: false,
         }
@@ -134,10 +134,12 @@ mod tests {
     fn defaults_and_ranges() {
         let o = decoded(serde_json::json!({})).unwrap();
         assert_eq!(
-            (o.gzip_level, o.br_level, o.zstd_level, o.min_length),
+            (o.gzip_level, o.br_level, o.zstd_level, o.min_length.0),
             (6, 4, 3, 256)
         );
         assert!(o.types().contains(&"application/json".to_string()));
+        let o = decoded(serde_json::json!({"min_length": "1kb"})).unwrap();
+        assert_eq!(o.min_length.0, 1024);
         let e = decoded(serde_json::json!({"gzip_level": 10, "content_types": "text/*, bad"}));
         assert_eq!(e.unwrap_err(), ["gzip_level", "content_types"]);
         let e = decoded(serde_json::json!({"gzip_level": 0, "br_level": 0, "zstd_level": 0}));

@@ -72,7 +72,7 @@ impl Build for Compression {
             .collect();
         Ok(Compression {
             levels: [o.br_level, o.zstd_level, o.gzip_level],
-            min_length: o.min_length,
+            min_length: o.min_length.0,
             types,
             event_stream: o.event_stream,
         })
@@ -182,7 +182,9 @@ impl Plugin for Compression {
         // pingora chose the body framing before this phase: without a length, HTTP/1.1 needs
         // chunks (h2 drops the header; an HTTP/1.0 client gets a body ended by the close).
         if !http10 && !header.headers.contains_key(TRANSFER_ENCODING) {
-            header.set_version(Version::HTTP_11);
+            if header.version < Version::HTTP_11 {
+                header.set_version(Version::HTTP_11);
+            }
             header.insert_header(TRANSFER_ENCODING, "chunked")?;
         }
         ctx.plugin_states.get_mut::<Encoding>(state_key(self)).0 = Some(Mutex::new(encoder));
