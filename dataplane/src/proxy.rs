@@ -119,8 +119,9 @@ impl Proxy {
         snap.servers.get(&*self.server)
     }
 
-    /// Writes a reply after the location's `response` phase (a streamed body after the
-    /// header, chunk by chunk).
+    /// Writes a reply after the location's `response` phase; its body (a streamed one chunk by
+    /// chunk) passes the `response_body` phase, so a plugin that changed the header for it
+    /// (compression) also changes the body.
     async fn send_reply(
         &self,
         session: &mut Session,
@@ -137,7 +138,17 @@ impl Proxy {
             .write_response_header(Box::new(reply.header), head_only)
             .await?;
         if !head_only {
-            write_body(session, reply.body, reply.stream).await?;
+            let (location, req) = (&ctx.location, &mut ctx.req);
+            write_body(
+                session,
+                reply.body,
+                reply.stream,
+                |s, chunk, end| match location {
+                    Some(loc) => loc.chain.response_body(s, chunk, end, req),
+                    None => Ok(()),
+                },
+            )
+            .await?;
         }
         Ok(())
     }

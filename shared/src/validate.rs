@@ -692,7 +692,7 @@ path = "/"
             &[
                 "v.toml:3: plugins.m: key \"status\": 42 is not an HTTP status (100-599)",
                 "v.toml:4: plugins.m: key \"headers\": header \"nocolon\" must be written \"Name: value\"",
-                &format!("v.toml:6: plugins.x: key \"category\": unknown plugin category \"compresion\"; known: {known}"),
+                "v.toml:6: plugins.x: key \"category\": unknown plugin category \"compresion\" (did you mean \"compression\"?)",
                 &format!("v.toml:7: plugins.none: key \"category\": is required; one of {known}"),
             ],
         );

@@ -9,6 +9,8 @@ mod basic_auth;
 pub mod builtin;
 mod cache;
 mod chain;
+mod compression;
+mod cors;
 mod directory;
 mod ip_restriction;
 mod jwt;
@@ -18,6 +20,7 @@ mod ping;
 mod redirect;
 mod referer_restriction;
 mod request_id;
+mod response_headers;
 mod stats;
 mod ua_restriction;
 
@@ -53,6 +56,9 @@ const REGISTRY: &[(&str, Builder)] = &[
     builder::<directory::Directory>(),
     builder::<stats::Stats>(),
     builder::<cache::Cache>(),
+    builder::<compression::Compression>(),
+    builder::<response_headers::ResponseHeaders>(),
+    builder::<cors::Cors>(),
 ];
 
 /// The phases a plugin takes part in; it is put only in those phases' lists.
@@ -110,6 +116,12 @@ pub trait Plugin: Send + Sync {
 
     /// The phases this instance acts in.
     fn phases(&self) -> Phases;
+
+    /// True when the instance's header values read named captures of the location's regexes
+    /// (the location then collects them for every request).
+    fn needs_captures(&self) -> bool {
+        false
+    }
 
     /// After the location matched, before an upstream is chosen: read or change the request,
     /// or answer it.

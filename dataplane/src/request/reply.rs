@@ -21,16 +21,21 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// A reply with this header and body, as they are.
+    pub fn with_header(header: ResponseHeader, body: Bytes) -> Self {
+        Reply {
+            header,
+            body,
+            stream: Vec::new(),
+        }
+    }
+
     /// A reply with a status, a content type and a body.
     pub fn new(status: u16, content_type: &str, body: Bytes) -> pingora::Result<Self> {
         let mut header = ResponseHeader::build(status, Some(3))?;
         header.insert_header(http::header::CONTENT_TYPE, content_type)?;
         header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
-        Ok(Reply {
-            header,
-            body,
-            stream: Vec::new(),
-        })
+        Ok(Reply::with_header(header, body))
     }
 
     /// A reply whose body is `parts`, streamed; `Content-Length` is their total length.

@@ -44,17 +44,24 @@ impl Part {
     }
 }
 
-/// Writes `body` then `parts`, and ends the response body.
-pub async fn write_body(session: &mut Session, body: Bytes, parts: Vec<Part>) -> Result<()> {
+/// Writes `body` then `parts`, and ends the response body. Each chunk goes through `filter`
+/// first (the location's `response_body` phase), which may change it or take it all.
+pub async fn write_body<F>(
+    session: &mut Session,
+    body: Bytes,
+    parts: Vec<Part>,
+    mut filter: F,
+) -> Result<()>
+where
+    F: FnMut(&mut Session, &mut Option<Bytes>, bool) -> Result<()>,
+{
     if parts.is_empty() {
-        return session.write_response_body(Some(body), true).await;
+        return send(session, &mut filter, body, true).await;
     }
-    if !body.is_empty() {
-        session.write_response_body(Some(body), false).await?;
-    }
+    send(session, &mut filter, body, false).await?;
     for part in parts {
         match part {
-            Part::Bytes(b) => session.write_response_body(Some(b), false).await?,
+            Part::Bytes(b) => send(session, &mut filter, b, false).await?,
             Part::File { file, offset, len } => {
                 let end = offset.saturating_add(len);
                 let mut at = offset;
@@ -62,16 +69,27 @@ pub async fn write_body(session: &mut Session, body: Bytes, parts: Vec<Part>) ->
                     let n = (end - at).min(CHUNK as u64) as usize;
                     let chunk = read_at(file.clone(), at, n).await?;
                     at += n as u64;
-                    session.write_response_body(Some(chunk), false).await?;
+                    send(session, &mut filter, chunk, false).await?;
                 }
             }
         }
     }
-    session.write_response_body(Some(Bytes::new()), true).await
+    send(session, &mut filter, Bytes::new(), true).await
 }
 
-/// Reads exactly `len` bytes at `offset` on the blocking pool. A file that shrank since its
-/// header was sent is an error: the response cannot be completed, the connection is closed.
+/// One chunk through `filter`, then to the client (an empty chunk only when it ends the body).
+async fn send<F>(session: &mut Session, filter: &mut F, chunk: Bytes, end: bool) -> Result<()>
+where
+    F: FnMut(&mut Session, &mut Option<Bytes>, bool) -> Result<()>,
+{
+    let mut chunk = Some(chunk);
+    filter(session, &mut chunk, end)?;
+    if !end && chunk.as_ref().is_none_or(Bytes::is_empty) {
+        return Ok(());
+    }
+    session.write_response_body(chunk, end).await
+}
+
 async fn read_at(file: Arc<File>, offset: u64, len: usize) -> Result<Bytes> {
     let read = tokio::task::spawn_blocking(move || {
         let mut buf = vec![0u8; len];

@@ -152,11 +152,13 @@ impl Location {
                 .chain(&plugins)
                 .chain(&builtins.after),
         );
-        let needs_captures = builtins.needs_captures || matches!(upstream, UpstreamRef::Var(_));
         let prefix_len = match &path {
             PathMatcher::Prefix(p) => p.len(),
             _ => 0,
         };
+        let needs_captures = builtins.needs_captures
+            || plugins.iter().any(|p| p.needs_captures())
+            || matches!(upstream, UpstreamRef::Var(_));
         Ok(Location {
             name: Arc::from(name),
             conf: conf.clone(),

@@ -12,6 +12,8 @@ use serde_json::{Map, Value};
 
 mod basic_auth;
 mod cache;
+mod compression;
+mod cors;
 mod directory;
 mod ip_restriction;
 mod jwt;
@@ -21,10 +23,13 @@ mod ping;
 mod redirect;
 mod referer_restriction;
 mod request_id;
+mod response_headers;
 mod stats;
 mod ua_restriction;
 pub use basic_auth::BasicAuthOptions;
 pub use cache::CacheOptions;
+pub use compression::{CompressionOptions, DEFAULT_CONTENT_TYPES};
+pub use cors::{origin_ok, CorsOptions, REFLECT_ORIGIN};
 pub use directory::DirectoryOptions;
 pub use ip_restriction::{parse_ip_net, IpRestrictionOptions};
 pub use jwt::{JwtKeys, JwtOptions};
@@ -34,6 +39,7 @@ pub use ping::PingOptions;
 pub use redirect::RedirectOptions;
 pub use referer_restriction::{referer_host, RefererRestrictionOptions};
 pub use request_id::RequestIdOptions;
+pub use response_headers::ResponseHeadersOptions;
 pub use stats::StatsOptions;
 pub use ua_restriction::UaRestrictionOptions;
 
@@ -52,6 +58,9 @@ const REGISTRY: &[Entry] = &[
     entry::<DirectoryOptions>(),
     entry::<StatsOptions>(),
     entry::<CacheOptions>(),
+    entry::<CompressionOptions>(),
+    entry::<ResponseHeadersOptions>(),
+    entry::<CorsOptions>(),
 ];
 
 /// Problems found in a plugin's options: `(key, message)`, key `None` for the whole plugin.

@@ -145,12 +145,7 @@ impl Cache {
             to_304(&mut header);
             body = Bytes::new();
         }
-        let stream = Vec::new();
-        Ok(Flow::Reply(Box::new(Reply {
-            header,
-            body,
-            stream,
-        })))
+        Ok(Flow::Reply(Box::new(Reply::with_header(header, body))))
     }
 
     /// `PURGE <path>`: drops the key from the listed addresses; 403 from others, 405 when

@@ -135,12 +135,7 @@ impl Directory {
         };
         let file = Arc::new(file);
         let mut reply = if not_modified {
-            let header = ResponseHeader::build(304, Some(6))?;
-            Reply {
-                header,
-                body: Bytes::new(),
-                stream: Vec::new(),
-            }
+            Reply::with_header(ResponseHeader::build(304, Some(6))?, Bytes::new())
         } else {
             match ranges {
                 Ranges::Full => {
