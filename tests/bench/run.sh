@@ -7,7 +7,10 @@
 #   SCENARIOS=proxy ROUNDS=7 DURATION=15 tests/bench/run.sh
 #
 # Environment:
-#   SCENARIOS  comma list; groups: answer, proxy, log; systems: nginx, bare, louailink.
+#   SCENARIOS  comma list; groups: answer, proxy, log, plugins (limit + key_auth + request_id
+#              against the same location without them), cache (a cache HIT against nginx's
+#              proxy_cache HIT), gzip (a 10 KB JSON response gzipped, against nginx's gzip);
+#              systems: nginx, bare, louailink.
 #              A group not named means every group, a system not named means every system.
 #              (default: everything)
 #   ROUNDS     alternating rounds per group (default 5); the order of contenders rotates each round
@@ -66,12 +69,12 @@ for t in "${_tokens[@]}"; do
     t=${t// /}
     case "$t" in
         "") ;;
-        answer|proxy|log) groups_sel+=("$t") ;;
+        answer|proxy|log|plugins|cache|gzip) groups_sel+=("$t") ;;
         nginx|bare|louailink) systems_sel+=("$t") ;;
-        *) die "unknown SCENARIOS token '$t' (answer, proxy, log, nginx, bare, louailink)" ;;
+        *) die "unknown SCENARIOS token '$t' (answer, proxy, log, plugins, cache, gzip, nginx, bare, louailink)" ;;
     esac
 done
-[ ${#groups_sel[@]} -gt 0 ] || groups_sel=(answer proxy log)
+[ ${#groups_sel[@]} -gt 0 ] || groups_sel=(answer proxy log plugins cache gzip)
 [ ${#systems_sel[@]} -gt 0 ] || systems_sel=(nginx bare louailink)
 want_group() { local g; for g in "${groups_sel[@]}"; do [ "$g" = "$1" ] && return 0; done; return 1; }
 want_system() { local s; for s in "${systems_sel[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
@@ -107,6 +110,7 @@ fi
 
 # ---------------------------------------------------------------- processes
 TMP=$(mktemp -d /tmp/louailink-bench.XXXXXX)
+chmod 755 "$TMP" # nginx workers (not root) read the gzip group's file and write proxy_cache
 PGIDS=()
 cleanup() {
     local pg
@@ -160,10 +164,10 @@ stop() { # stop PGID: SIGINT (pingora: fast shutdown; nginx: fast shutdown), the
 }
 
 # wait_http URL EXPECT_BODY: until the URL answers 200 with that body (10 s)
-wait_http() {
-    local url=$1 want=$2 i body
+wait_http() { # URL EXPECTED-BODY [HEADER]
+    local url=$1 want=$2 hdr=${3:-X-Bench: 1} i body
     for i in $(seq 100); do
-        if body=$(curl -fsS --max-time 1 "$url" 2>/dev/null) && [ "$body" = "$want" ]; then return 0; fi
+        if body=$(curl -fsS --compressed -H "$hdr" --max-time 1 "$url" 2>/dev/null) && [ "$body" = "$want" ]; then return 0; fi
         sleep 0.1
     done
     return 1
@@ -243,6 +247,30 @@ locations = ["ping"]
 threads = 1
 EOF
     else
+        local plugins=""
+        case "$kind" in
+            plugins) plugins='plugins = ["limit", "key", "rid"]'
+                cat >>"$f" <<EOF
+[plugins.limit]
+category = "limit"
+type = "rate"
+max = 100000000
+interval = "1s"
+
+[plugins.key]
+category = "key_auth"
+keys = ["bench-key"]
+
+[plugins.rid]
+category = "request_id"
+
+EOF
+                ;;
+            cache) plugins='plugins = ["cache"]'
+                printf '[plugins.cache]\ncategory = "cache"\n\n' >>"$f" ;;
+            gzip) plugins='plugins = ["gzip"]'
+                printf '[plugins.gzip]\ncategory = "compression"\n\n' >>"$f" ;;
+        esac
         cat >>"$f" <<EOF
 [upstreams.backend]
 addrs = ["127.0.0.1:$BACKEND_PORT"]
@@ -250,6 +278,7 @@ addrs = ["127.0.0.1:$BACKEND_PORT"]
 [locations.all]
 upstream = "backend"
 path = "/"
+$plugins
 
 [servers.bench]
 addr = "127.0.0.1:$port"
@@ -264,9 +293,9 @@ EOF
 # ---------------------------------------------------------------- contenders
 # Each contender: NAME GROUP SYSTEM URL-PATH EXPECTED-BODY and a start command built by
 # start_contender NAME PORT, which prints the pid (process-group id).
-declare -A C_GROUP C_PATH C_BODY C_SYSTEM C_SPEC
+declare -A C_GROUP C_PATH C_BODY C_SYSTEM C_SPEC C_HDR
 CONTENDERS=()
-add() { CONTENDERS+=("$1"); C_GROUP[$1]=$2; C_SYSTEM[$1]=$3; C_PATH[$1]=$4; C_BODY[$1]=$5; C_SPEC[$1]=${6:-}; }
+add() { CONTENDERS+=("$1"); C_GROUP[$1]=$2; C_SYSTEM[$1]=$3; C_PATH[$1]=$4; C_BODY[$1]=$5; C_SPEC[$1]=${6:-}; C_HDR[$1]=${7:-X-Bench: 1}; }
 
 BACKEND_BODY=hello
 if want_group answer; then
@@ -287,6 +316,22 @@ if want_group log && want_system louailink; then
     add louailink-nolog log louailink / "$BACKEND_BODY" proxy
     add louailink-log log louailink / "$BACKEND_BODY" log
 fi
+if want_group plugins && want_system louailink; then
+    add louailink-no-plugins plugins louailink / "$BACKEND_BODY" proxy "X-API-Key: bench-key"
+    add louailink-plugins plugins louailink / "$BACKEND_BODY" plugins "X-API-Key: bench-key"
+fi
+# A 10 KB JSON document the backend serves, for the gzip group.
+mkdir -p "$TMP/www"
+python3 -c 'import json; print(json.dumps({"items": [{"id": i, "name": "item %d" % i, "tags": ["a", "b"], "price": i * 1.5} for i in range(160)]}), end="")' >"$TMP/www/10k.json"
+JSON_10K=$(cat "$TMP/www/10k.json")
+if want_group cache; then
+    want_system nginx && add nginx-cache cache nginx /cached "$BACKEND_BODY"
+    want_system louailink && add louailink-cache cache louailink /cached "$BACKEND_BODY" cache
+fi
+if want_group gzip; then
+    want_system nginx && add nginx-gzip gzip nginx /10k.json "$JSON_10K" "" "Accept-Encoding: gzip"
+    want_system louailink && add louailink-gzip gzip louailink /10k.json "$JSON_10K" gzip "Accept-Encoding: gzip"
+fi
 if [ -n "$BARE_VARIANTS" ] && want_system bare; then
     IFS=';' read -r -a _variants <<<"$BARE_VARIANTS"
     for v in "${_variants[@]}"; do
@@ -303,10 +348,17 @@ start_contender() { # NAME PORT; sets STARTED
     case "$sys" in
         nginx)
             local d
+            local extra=""
+            case "${C_GROUP[$name]}" in
+                cache) mkdir -p "$TMP/cache-$name" && chmod 777 "$TMP/cache-$name"
+                    extra="proxy_cache_path $TMP/cache-$name keys_zone=bench:10m; proxy_cache bench;" ;;
+                gzip) extra="gzip on; gzip_types application/json; gzip_min_length 256; gzip_comp_level 6;" ;;
+            esac
             if [ "${C_GROUP[$name]}" = answer ]; then
                 d=$(nginx_conf "$name" "$port" "    server { listen 127.0.0.1:$port; location / { return 200 \"pong\"; } }")
             else
-                d=$(nginx_conf "$name" "$port" "    upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 64; keepalive_requests 100000000; }
+                d=$(nginx_conf "$name" "$port" "    $extra
+    upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 64; keepalive_requests 100000000; }
     server {
         listen 127.0.0.1:$port;
         location / {
@@ -375,8 +427,8 @@ measure() { # NAME ROUND
         port=$(free_port)
         start_contender "$name" "$port"; pid=$STARTED
         url="http://127.0.0.1:$port${C_PATH[$name]}"
-        if wait_http "$url" "${C_BODY[$name]}"; then ok=yes; break; fi
-        log "$name did not answer $url with '${C_BODY[$name]}' (attempt $attempt); stderr:"
+        if wait_http "$url" "${C_BODY[$name]}" "${C_HDR[$name]}"; then ok=yes; break; fi
+        log "$name did not answer $url with '${C_BODY[$name]:0:40}' (attempt $attempt); stderr:"
         tail -n 5 "$TMP/$name.err" >&2 || true
         stop "$pid"
     done
@@ -384,10 +436,10 @@ measure() { # NAME ROUND
         printf '%s\t%s\t%s\tnan\tnan\tnan\tnan\tFAILED\tnan\tnan\t-\n' "${C_GROUP[$name]}" "$name" "$round" >>"$RESULTS"
         return 0
     fi
-    taskset -c "$CLIENT_CPU" wrk -t"$WRK_THREADS" -c"$CONNS" -d"${WARMUP}s" "$url" >/dev/null 2>&1 || true
+    taskset -c "$CLIENT_CPU" wrk -t"$WRK_THREADS" -c"$CONNS" -d"${WARMUP}s" -H "${C_HDR[$name]}" "$url" >/dev/null 2>&1 || true
     busy=no; pgrep -x rustc >/dev/null 2>&1 && busy=yes
     t0=$(tree_ticks "$pid"); read -r c0 s0 < <(core_ticks "$SERVER_CPU"); e0=$(date +%s%N)
-    out=$(taskset -c "$CLIENT_CPU" wrk -t"$WRK_THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$url" 2>&1) || true
+    out=$(taskset -c "$CLIENT_CPU" wrk -t"$WRK_THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H "${C_HDR[$name]}" "$url" 2>&1) || true
     t1=$(tree_ticks "$pid"); read -r c1 s1 < <(core_ticks "$SERVER_CPU"); e1=$(date +%s%N)
     pgrep -x rustc >/dev/null 2>&1 && busy=yes
     stop "$pid"
@@ -416,8 +468,13 @@ measure() { # NAME ROUND
 
 # ---------------------------------------------------------------- backend
 BACKEND_PORT=$(free_port)
-if want_group proxy || want_group log; then
-    bd=$(nginx_conf backend "$BACKEND_PORT" "    server { listen 127.0.0.1:$BACKEND_PORT; location / { return 200 \"$BACKEND_BODY\"; } }")
+if want_group proxy || want_group log || want_group plugins || want_group cache || want_group gzip; then
+    bd=$(nginx_conf backend "$BACKEND_PORT" "    server {
+        listen 127.0.0.1:$BACKEND_PORT;
+        location / { return 200 \"$BACKEND_BODY\"; }
+        location = /cached { add_header Cache-Control \"max-age=3600\"; return 200 \"$BACKEND_BODY\"; }
+        location = /10k.json { root $TMP/www; default_type application/json; }
+    }")
     start_nginx "$CLIENT_CPU" "$(( (ROUNDS * ${#CONTENDERS[@]} + 2) * (DURATION + WARMUP + QUIET_WAIT + 15) + 120 ))" backend "$bd"
     wait_http "http://127.0.0.1:$BACKEND_PORT/" "$BACKEND_BODY" || die "backend nginx did not start: $(cat "$TMP/backend.err")"
 fi
@@ -427,7 +484,7 @@ log "machine: $(nproc) cores, $(lscpu | awk -F: '/Model name/ && !m {gsub(/^ +/,
 log "rounds=$ROUNDS duration=${DURATION}s warmup=${WARMUP}s conns=$CONNS wrk threads=$WRK_THREADS; server on core $SERVER_CPU, wrk+backend on core $CLIENT_CPU"
 pgrep -x rustc >/dev/null 2>&1 && log "warning: rustc is running: numbers will be noisy"
 
-for group in answer proxy log; do
+for group in answer proxy log plugins cache gzip; do
     members=()
     for c in "${CONTENDERS[@]}"; do [ "${C_GROUP[$c]}" = "$group" ] && members+=("$c"); done
     [ ${#members[@]} -gt 0 ] || continue
@@ -444,10 +501,13 @@ done
 REFERENCE_answer=bare-answer
 REFERENCE_proxy=nginx-proxy
 REFERENCE_log=louailink-nolog
+REFERENCE_plugins=louailink-no-plugins
+REFERENCE_cache=nginx-cache
+REFERENCE_gzip=nginx-gzip
 echo
 echo "LouAILink benchmark $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores, $(lscpu | awk -F: '/Model name/ && !m {gsub(/^ +/, "", $2); m = $2} END {print m}')"
 echo "wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s --latency, $ROUNDS alternating rounds, medians; server on core $SERVER_CPU, wrk and backend on core $CLIENT_CPU"
-for group in answer proxy log; do
+for group in answer proxy log plugins cache gzip; do
     ref_var=REFERENCE_$group; ref=${!ref_var}
     awk -F'\t' -v g="$group" 'NR > 1 && $1 == g' "$RESULTS" | grep -q . || continue
     awk -F'\t' -v g="$group" -v ref="$ref" '
