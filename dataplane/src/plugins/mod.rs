@@ -8,13 +8,17 @@
 mod basic_auth;
 pub mod builtin;
 mod chain;
+mod forward_auth;
 mod ip_restriction;
 mod key_auth;
+mod limit;
 mod mock;
 mod ping;
 mod redirect;
 mod referer_restriction;
 mod request_id;
+mod request_key;
+mod traffic_split;
 mod ua_restriction;
 
 pub use chain::Chain;
@@ -45,6 +49,9 @@ const REGISTRY: &[(&str, Builder)] = &[
     builder::<redirect::Redirect>(),
     builder::<basic_auth::BasicAuth>(),
     builder::<key_auth::KeyAuth>(),
+    builder::<limit::Limit>(),
+    builder::<traffic_split::TrafficSplit>(),
+    builder::<forward_auth::ForwardAuth>(),
 ];
 
 /// The phases a plugin takes part in; it is put only in those phases' lists.

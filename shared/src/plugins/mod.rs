@@ -11,22 +11,30 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 mod basic_auth;
+mod forward_auth;
 mod ip_restriction;
 mod key_auth;
+mod limit;
 mod mock;
 mod ping;
 mod redirect;
 mod referer_restriction;
 mod request_id;
+mod request_key;
+mod traffic_split;
 mod ua_restriction;
 pub use basic_auth::BasicAuthOptions;
+pub use forward_auth::ForwardAuthOptions;
 pub use ip_restriction::{parse_ip_net, IpRestrictionOptions};
 pub use key_auth::KeyAuthOptions;
+pub use limit::LimitOptions;
 pub use mock::MockOptions;
 pub use ping::PingOptions;
 pub use redirect::RedirectOptions;
 pub use referer_restriction::{referer_host, RefererRestrictionOptions};
 pub use request_id::RequestIdOptions;
+pub use request_key::RequestKey;
+pub use traffic_split::TrafficSplitOptions;
 pub use ua_restriction::UaRestrictionOptions;
 
 /// Every built-in plugin: its category and how its options are checked.
@@ -40,6 +48,9 @@ const REGISTRY: &[Entry] = &[
     entry::<RedirectOptions>(),
     entry::<BasicAuthOptions>(),
     entry::<KeyAuthOptions>(),
+    entry::<LimitOptions>(),
+    entry::<TrafficSplitOptions>(),
+    entry::<ForwardAuthOptions>(),
 ];
 
 /// Problems found in a plugin's options: `(key, message)`, key `None` for the whole plugin.
