@@ -76,10 +76,7 @@ mod tests {
     use crate::plugins::decode;
 
     fn bad_keys(json: Value) -> Vec<String> {
-        let e = decode::<ForwardAuthOptions>(json.as_object().unwrap()).unwrap_err();
-        let mut keys: Vec<String> = e.into_iter().map(|(k, _)| k.unwrap_or_default()).collect();
-        keys.sort();
-        keys
+        crate::plugins::bad_keys::<ForwardAuthOptions>(json)
     }
 
     #[test]

@@ -153,6 +153,19 @@ pub fn check_plugin(conf: &PluginConf) -> Result<(), Problems> {
     }
 }
 
+/// The keys named by `T`'s problems with `json` as options, sorted (for the plugins' tests).
+#[cfg(test)]
+pub(crate) fn bad_keys<T: PluginSpec + std::fmt::Debug>(json: Value) -> Vec<String> {
+    let options = json.as_object().cloned().unwrap_or_default();
+    let problems = decode::<T>(&options).unwrap_err();
+    let mut keys: Vec<String> = problems
+        .into_iter()
+        .map(|(k, _)| k.unwrap_or_default())
+        .collect();
+    keys.sort();
+    keys
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

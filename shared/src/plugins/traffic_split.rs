@@ -49,10 +49,7 @@ mod tests {
     use crate::plugins::decode;
 
     fn bad_keys(json: Value) -> Vec<String> {
-        let e = decode::<TrafficSplitOptions>(json.as_object().unwrap()).unwrap_err();
-        let mut keys: Vec<String> = e.into_iter().map(|(k, _)| k.unwrap_or_default()).collect();
-        keys.sort();
-        keys
+        crate::plugins::bad_keys::<TrafficSplitOptions>(json)
     }
 
     #[test]
