@@ -9,16 +9,19 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use louailink_tests::{free_port, Backend, Client, Louailink, OneRoute};
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// An auth service on loopback; what it answers depends on the `X-Forwarded-Uri` it is sent:
 /// `/ok…` 200 with `X-User: alice`, `X-Role: admin` and `X-Other: z`; `/anon…` 200 with none;
 /// `/deny…` 401 with a challenge and a body; `/login…` 302; `/big…` 403 with 200 KiB;
-/// `/slow…` 200 after 10 s. It records the header of every request it gets.
+/// `/slow…` 200 after 10 s. It records the header of every request it gets, and counts the
+/// connections it accepts.
 struct AuthService {
     port: u16,
     seen: Arc<Mutex<Vec<http::request::Parts>>>,
+    connections: Arc<AtomicUsize>,
     rt: Option<tokio::runtime::Runtime>,
 }
 
@@ -79,9 +82,12 @@ impl AuthService {
             .expect("auth service runtime");
         let seen = Arc::new(Mutex::new(Vec::new()));
         let recorded = seen.clone();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted = connections.clone();
         rt.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
             while let Ok((stream, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let recorded = recorded.clone();
                 let svc = hyper::service::service_fn(move |req: Request<_>| {
                     let (parts, body) = req.into_parts();
@@ -98,6 +104,7 @@ impl AuthService {
         AuthService {
             port,
             seen,
+            connections,
             rt: Some(rt),
         }
     }
@@ -148,6 +155,12 @@ async fn a_2xx_lets_the_request_on_with_the_chosen_answer_headers() {
     let r = Client::send(forged.header("x-user", "root")).await;
     assert_eq!(r.backend(), "b");
     assert_eq!(r.echo().header("x-user"), None);
+
+    // The plugin keeps its connection to the auth service.
+    for _ in 0..5 {
+        assert_eq!(c.get("app.test", "/ok/again").await.backend(), "b");
+    }
+    assert_eq!(auth.connections.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]

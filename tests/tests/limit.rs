@@ -223,6 +223,19 @@ fn swap_config(port: u16, b: &Backend, plugin: &str, location: &str) -> String {
     .toml()
 }
 
+/// Applies a config whose plugin has `plugin` lines and whose location adds `x-gen: <gen>` to
+/// every answer; returns the first answer made on it.
+async fn swap(lk: &Louailink, port: u16, b: &Backend, plugin: &str, gen: &str) -> Reply {
+    let c = Client::h1(port);
+    let location = format!("response_headers = [\"x-gen: {gen}\"]");
+    lk.write_config(&swap_config(port, b, plugin, &location));
+    wait_until("the new config", WAIT, || async {
+        let r = c.get("limit.test", "/x").await;
+        (r.header("x-gen") == Some(gen)).then_some(r)
+    })
+    .await
+}
+
 #[tokio::test]
 async fn the_budget_survives_a_config_swap_that_leaves_the_plugin_unchanged() {
     let b = Backend::start("b");
@@ -240,34 +253,15 @@ async fn the_budget_survives_a_config_swap_that_leaves_the_plugin_unchanged() {
     }
     assert_eq!(c.get("limit.test", "/x").await.status, 429);
 
-    // The location changes (a response header), the plugin does not: its counts stay.
-    lk.write_config(&swap_config(
-        port,
-        &b,
-        plugin,
-        "response_headers = [\"x-gen: 2\"]",
-    ));
-    let first = wait_until("the new location", WAIT, || async {
-        let r = c.get("limit.test", "/x").await;
-        (r.header("x-gen") == Some("2")).then_some(r)
-    })
-    .await;
-    assert_eq!(first.status, 429, "still used up after the swap");
-
+    // The location changes, the plugin does not: its counts stay.
+    assert_eq!(
+        swap(&lk, port, &b, plugin, "2").await.status,
+        429,
+        "still used up"
+    );
     // A changed plugin is a new one, with a budget of its own.
     let changed = "max = 3\ninterval = \"1h\"";
-    lk.write_config(&swap_config(
-        port,
-        &b,
-        changed,
-        "response_headers = [\"x-gen: 3\"]",
-    ));
-    let first = wait_until("the new plugin", WAIT, || async {
-        let r = c.get("limit.test", "/x").await;
-        (r.header("x-gen") == Some("3")).then_some(r)
-    })
-    .await;
-    assert_eq!(first.backend(), "b");
+    assert_eq!(swap(&lk, port, &b, changed, "3").await.backend(), "b");
 }
 
 #[test]

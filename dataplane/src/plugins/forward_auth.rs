@@ -178,6 +178,13 @@ impl Plugin for ForwardAuth {
         };
         if answer.status().is_success() {
             self.copy_onto_request(session, answer.headers())?;
+            // A short body read to its end lets the connection go back to the pool.
+            if answer
+                .content_length()
+                .is_some_and(|n| n <= MAX_BODY as u64)
+            {
+                let _ = bounded_body(&mut answer).await;
+            }
             return Ok(Flow::Continue);
         }
         match bounded_body(&mut answer).await {
@@ -192,4 +199,34 @@ impl Plugin for ForwardAuth {
 fn unavailable(e: reqwest::Error) -> Flow {
     tracing::debug!(error = %e.without_url(), "forward_auth: no answer from the auth service");
     Flow::Error(503, "the auth service did not answer".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_keeps_its_end_to_end_headers_and_gets_its_own_length() {
+        let answer = http::Response::builder()
+            .status(401)
+            .header("www-authenticate", "Basic realm=\"x\"")
+            .header("connection", "close, X-Hop")
+            .header("x-hop", "1")
+            .header("keep-alive", "timeout=5")
+            .header("transfer-encoding", "chunked")
+            .header("content-length", "999")
+            .header("set-cookie", "a=1")
+            .header("set-cookie", "b=2")
+            .body(Bytes::new())
+            .unwrap();
+        let reply = pass_back(&reqwest::Response::from(answer), Bytes::from_static(b"no")).unwrap();
+        let h = &reply.header;
+        assert_eq!(h.status, 401);
+        assert_eq!(h.headers["www-authenticate"], "Basic realm=\"x\"");
+        assert_eq!(h.headers.get_all("set-cookie").iter().count(), 2);
+        assert_eq!(h.headers["content-length"], "2");
+        for gone in ["connection", "x-hop", "keep-alive", "transfer-encoding"] {
+            assert!(h.headers.get(gone).is_none(), "{gone}");
+        }
+    }
 }
