@@ -3,6 +3,7 @@
 
 use super::{Build, BuildCtx, Flow, Phases, Plugin};
 use crate::request::ctx::RequestCtx;
+use crate::request::params::{query_param, remove_query_param};
 use crate::request::reply::Reply;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -41,16 +42,12 @@ impl Build for KeyAuth {
 }
 
 impl KeyAuth {
-    /// The value of the query parameter, as sent (not percent-decoded).
-    fn query_value<'a>(&self, query: Option<&'a str>) -> Option<&'a str> {
+    /// The key in the query parameter, as sent.
+    fn query_param<'a>(&self, query: Option<&'a str>) -> Option<&'a str> {
         if self.query.is_empty() {
             return None;
         }
-        query?
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(name, _)| *name == self.query)
-            .map(|(_, value)| value)
+        query_param(query, &self.query)
     }
 
     fn authorized(&self, req: &RequestHeader) -> bool {
@@ -59,7 +56,7 @@ impl KeyAuth {
             .as_ref()
             .and_then(|h| req.headers.get(h))
             .map(|v| v.as_bytes())
-            .or_else(|| self.query_value(req.uri.query()).map(str::as_bytes));
+            .or_else(|| self.query_param(req.uri.query()).map(str::as_bytes));
         let Some(sent) = sent else {
             return false;
         };
@@ -100,24 +97,8 @@ impl Plugin for KeyAuth {
         if let Some(h) = &self.header {
             request.remove_header(h);
         }
-        if self.query_value(request.uri.query()).is_some() {
-            let kept: Vec<&str> = request
-                .uri
-                .query()
-                .unwrap_or_default()
-                .split('&')
-                .filter(|pair| pair.split_once('=').map_or(*pair, |(n, _)| n) != self.query)
-                .collect();
-            let path = request.uri.path();
-            let uri = if kept.is_empty() {
-                path.to_string()
-            } else {
-                format!("{path}?{}", kept.join("&"))
-            };
-            let uri = uri.parse().map_err(|e| {
-                pingora::Error::because(pingora::ErrorType::InternalError, "hiding the key", e)
-            })?;
-            request.set_uri(uri);
+        if !self.query.is_empty() {
+            remove_query_param(request, &self.query)?;
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ pub mod builtin;
 mod chain;
 mod forward_auth;
 mod ip_restriction;
+mod jwt;
 mod key_auth;
 mod limit;
 mod mock;
@@ -49,6 +50,7 @@ const REGISTRY: &[(&str, Builder)] = &[
     builder::<redirect::Redirect>(),
     builder::<basic_auth::BasicAuth>(),
     builder::<key_auth::KeyAuth>(),
+    builder::<jwt::Jwt>(),
     builder::<limit::Limit>(),
     builder::<traffic_split::TrafficSplit>(),
     builder::<forward_auth::ForwardAuth>(),

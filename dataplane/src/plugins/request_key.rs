@@ -2,7 +2,7 @@
 //! copying it: the keyed plugins (`limit`, `traffic_split`) hash what they get.
 
 use crate::request::ctx::RequestCtx;
-use crate::request::inspect::{cookie, query_param};
+use crate::request::params::{cookie, query_param};
 use http::HeaderName;
 use louailink_shared::plugins::RequestKey;
 use pingora_proxy::Session;
@@ -50,7 +50,7 @@ impl Key {
                 None => f(None),
             },
             Key::Header(h) => f(req.headers.get(h).map(|v| v.as_bytes())),
-            Key::Cookie(c) => f(cookie(session, c).map(str::as_bytes)),
+            Key::Cookie(c) => f(cookie(req, c).map(str::as_bytes)),
             Key::Query(q) => f(query_param(req.uri.query(), q).map(str::as_bytes)),
         }
     }

@@ -1,5 +1,5 @@
 //! Reading facts out of the request as received: host, size of the header block, client IP,
-//! request id, query parameters and cookies.
+//! request id.
 
 use crate::request::ctx::RequestCtx;
 use ipnet::IpNet;
@@ -84,14 +84,6 @@ pub fn client_ip(session: &Session, trusted: &[IpNet]) -> Option<IpAddr> {
     )
 }
 
-/// A query parameter's value.
-pub fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
-    query?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then_some(v)
-    })
-}
-
 /// Takes the client's `X-Request-Id`, or generates one, unless the request has one already.
 pub fn ensure_request_id(session: &Session, ctx: &mut RequestCtx) {
     if !ctx.request_id.is_empty() {
@@ -109,21 +101,6 @@ pub fn ensure_request_id(session: &Session, ctx: &mut RequestCtx) {
             let _ = write!(ctx.request_id, "{:032x}", fastrand::u128(..));
         }
     }
-}
-
-/// A cookie's value from the request's `Cookie` headers.
-pub fn cookie<'a>(session: &'a Session, name: &str) -> Option<&'a str> {
-    session
-        .req_header()
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k == name).then_some(v)
-        })
 }
 
 #[cfg(test)]
@@ -145,11 +122,5 @@ mod tests {
             Some("abs.com:81")
         );
         assert_eq!(absolute_form_authority(b"/x"), None);
-    }
-
-    #[test]
-    fn query_params() {
-        assert_eq!(query_param(Some("a=1&b=2"), "b"), Some("2"));
-        assert_eq!(query_param(Some("a=1"), "c"), None);
     }
 }

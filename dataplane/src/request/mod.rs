@@ -5,6 +5,7 @@
 pub mod access_log;
 pub mod ctx;
 pub mod inspect;
+pub mod params;
 pub mod path;
 pub mod reply;
 pub mod strict;

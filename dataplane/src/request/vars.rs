@@ -4,7 +4,7 @@
 //! ready `HeaderValue` so the request path only clones it.
 
 use crate::request::ctx::RequestCtx;
-use crate::request::inspect::{cookie, query_param};
+use crate::request::params::{cookie, query_param};
 use http::HeaderValue;
 use louailink_shared::vars::{self, Part, Var};
 use pingora_proxy::Session;
@@ -114,7 +114,7 @@ pub fn write_var(var: &Var, session: &Session, ctx: &RequestCtx, out: &mut Strin
                     .and_then(|v| v.to_str().ok()),
             )
         }
-        Var::Cookie(name) => return text(out, cookie(session, name)),
+        Var::Cookie(name) => return text(out, cookie(req, name)),
         Var::QueryParam(name) => return text(out, query_param(req.uri.query(), name)),
         Var::Capture(name) => return text(out, ctx.var(name)),
     };

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 mod basic_auth;
 mod forward_auth;
 mod ip_restriction;
+mod jwt;
 mod key_auth;
 mod limit;
 mod mock;
@@ -26,6 +27,7 @@ mod ua_restriction;
 pub use basic_auth::BasicAuthOptions;
 pub use forward_auth::ForwardAuthOptions;
 pub use ip_restriction::{parse_ip_net, IpRestrictionOptions};
+pub use jwt::{JwtKeys, JwtOptions};
 pub use key_auth::KeyAuthOptions;
 pub use limit::LimitOptions;
 pub use mock::MockOptions;
@@ -48,6 +50,7 @@ const REGISTRY: &[Entry] = &[
     entry::<RedirectOptions>(),
     entry::<BasicAuthOptions>(),
     entry::<KeyAuthOptions>(),
+    entry::<JwtOptions>(),
     entry::<LimitOptions>(),
     entry::<TrafficSplitOptions>(),
     entry::<ForwardAuthOptions>(),
