@@ -6,6 +6,7 @@
 //! | module | concept |
 //! |---|---|
 //! | [`events`] | what the node reports (health changes, swaps, rejections), as events |
+//! | [`counters`] | what the process counts (requests by status class, per location) and its own facts |
 //! | [`conn`] | client connections below HTTP: `max_connections`, the request-header deadline |
 //! | [`upstream`] | backends of an upstream: load balancing, health checks, discovery, peers |
 //! | [`request`] | one request's state, what is read from it, variables, replies, access log |
@@ -15,6 +16,7 @@
 //! | [`lifecycle`] | the server process: start, reload, file watch, etcd follow, node status |
 
 pub mod conn;
+pub mod counters;
 pub mod events;
 pub mod lifecycle;
 pub mod plugins;

@@ -3,6 +3,7 @@
 //! upstream. What a request does beyond that lives in the plugins.
 
 use crate::conn::Deadlined;
+use crate::counters::PROCESS;
 use crate::plugins::Flow;
 use crate::request::ctx::RequestCtx;
 use crate::request::inspect::{
@@ -10,6 +11,7 @@ use crate::request::inspect::{
 };
 use crate::request::path::normalize;
 use crate::request::reply::{error_reply, message_for, status_error, status_for, Reply};
+use crate::request::stream::write_body;
 use crate::request::strict;
 use crate::request::vars::hash_input;
 use crate::runtime::location::{Location, UpstreamRef};
@@ -62,6 +64,28 @@ pub struct ProxyCtx {
     retries: u32,
     /// In-flight accounting of the chosen backend (least_conn).
     backend_guard: Option<UpstreamGuard>,
+    /// The request was counted as begun and its end is not counted yet.
+    counting: bool,
+}
+
+impl ProxyCtx {
+    /// Counts the request's end with `status` (0: no response), once, in the process's and
+    /// the matched location's counters.
+    fn end_count(&mut self, status: u16) {
+        if std::mem::take(&mut self.counting) {
+            PROCESS.end(status);
+            if let Some(loc) = &self.location {
+                loc.counters.end(status);
+            }
+        }
+    }
+}
+
+impl Drop for ProxyCtx {
+    /// A request dropped before its logging phase still ends its count.
+    fn drop(&mut self) {
+        self.end_count(0);
+    }
 }
 
 /// Replaces the request's path (keeping its query, and scheme and authority if absolute).
@@ -95,7 +119,9 @@ impl Proxy {
         snap.servers.get(&*self.server)
     }
 
-    /// Writes a reply after the location's `response` phase.
+    /// Writes a reply after the location's `response` phase; its body (a streamed one chunk by
+    /// chunk) passes the `response_body` phase, so a plugin that changed the header for it
+    /// (compression) also changes the body.
     async fn send_reply(
         &self,
         session: &mut Session,
@@ -112,7 +138,17 @@ impl Proxy {
             .write_response_header(Box::new(reply.header), head_only)
             .await?;
         if !head_only {
-            session.write_response_body(Some(reply.body), true).await?;
+            let (location, req) = (&ctx.location, &mut ctx.req);
+            write_body(
+                session,
+                reply.body,
+                reply.stream,
+                |s, chunk, end| match location {
+                    Some(loc) => loc.chain.response_body(s, chunk, end, req),
+                    None => Ok(()),
+                },
+            )
+            .await?;
         }
         Ok(())
     }
@@ -180,6 +216,7 @@ impl ProxyHttp for Proxy {
             failed: Vec::new(),
             retries: 0,
             backend_guard: None,
+            counting: false,
         }
     }
 
@@ -195,6 +232,8 @@ impl ProxyHttp for Proxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut ProxyCtx) -> Result<bool> {
         ctx.req.start = Instant::now();
+        PROCESS.begin();
+        ctx.counting = true;
         let snap = self.state.load_full();
         ctx.snapshot = Some(snap.clone());
         let Some(server) = self.server(&snap) else {
@@ -269,6 +308,9 @@ impl ProxyHttp for Proxy {
             ensure_request_id(session, req);
         }
         req.location = Some(loc.name.clone());
+        req.prefix_len = loc.prefix_len;
+        // Counted begun here, ended with the process's count (`end_count`).
+        loc.counters.begin();
         ctx.location = Some(loc.clone());
 
         let flow = loc.chain.request(session, &mut ctx.req).await?;
@@ -458,6 +500,10 @@ impl ProxyHttp for Proxy {
             loc.chain.logging(session, &mut ctx.req);
         }
         ctx.backend_guard = None;
+        let status = session
+            .response_written()
+            .map_or(ctx.req.status, |r| r.status.as_u16());
+        ctx.end_count(status);
         if let Some(snap) = &ctx.snapshot {
             if let Some(log) = self.server(snap).and_then(|s| s.access_log.as_ref()) {
                 log.log(session, &ctx.req);

@@ -12,7 +12,8 @@
 //! | `/sse...?chunks=5&interval_ms=100` | `text/event-stream`, `data: <i>` chunks with pauses |
 //! | `/gated...?chunks=3` | like `/sse`, but chunk *i* > 0 is only sent after [`Backend::release_chunk`] |
 //!
-//! or for every request by the builder ([`BackendBuilder::status`], [`BackendBuilder::delay`]).
+//! or for every request by the builder ([`BackendBuilder::status`], [`BackendBuilder::delay`],
+//! [`BackendBuilder::header`]).
 //! Every response carries `x-backend: <id>`.
 
 use crate::certs::CertPair;
@@ -54,6 +55,7 @@ struct Options {
     alpn: Vec<Vec<u8>>,
     status: Option<u16>,
     delay: Option<Duration>,
+    headers: Vec<(String, String)>,
 }
 
 struct Shared {
@@ -101,6 +103,14 @@ impl BackendBuilder {
     /// Waits this long before answering every request.
     pub fn delay(mut self, delay: Duration) -> Self {
         self.opts.delay = Some(delay);
+        self
+    }
+
+    /// Adds this header to every response (e.g. `cache-control: max-age=60`).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.opts
+            .headers
+            .push((name.to_string(), value.to_string()));
         self
     }
 
@@ -161,6 +171,7 @@ impl Backend {
                 alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
                 status: None,
                 delay: None,
+                headers: Vec::new(),
             },
             port: None,
         }
@@ -480,12 +491,14 @@ async fn handle(
 }
 
 fn respond(opts: &Options, status: u16, content_type: &str, body: ResBody) -> Response<ResBody> {
-    Response::builder()
+    let mut builder = Response::builder()
         .status(status)
         .header("content-type", content_type)
-        .header("x-backend", opts.id.as_str())
-        .body(body)
-        .expect("valid response")
+        .header("x-backend", opts.id.as_str());
+    for (name, value) in &opts.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    builder.body(body).expect("valid response")
 }
 
 /// A response body fed chunk by chunk from a channel (nothing is buffered here).

@@ -3,6 +3,7 @@
 //! `proxy_set_headers` / `proxy_add_headers` (before the configured plugins) and
 //! `response_headers` (after them, so they have the last word).
 
+use super::response_headers::ResponseHeaders;
 use super::{Flow, Phases, Plugin};
 use crate::request::ctx::{state_key, RequestCtx};
 use crate::request::inspect::ensure_request_id;
@@ -12,7 +13,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use louailink_shared::patterns::{self, compile_regex};
 use louailink_shared::LocationConf;
-use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 use regex::Regex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,13 +48,13 @@ pub fn compile(conf: &LocationConf) -> Result<Builtins, String> {
         set: compile_headers(&conf.proxy_set_headers.0)?,
         add: compile_headers(&conf.proxy_add_headers.0)?,
     };
-    let response_headers = ResponseHeaders(compile_headers(&conf.response_headers.0)?);
+    let response_headers = compile_headers(&conf.response_headers.0)?;
     let rules = || {
         proxy_headers
             .set
             .iter()
             .chain(&proxy_headers.add)
-            .chain(&response_headers.0)
+            .chain(&response_headers)
     };
     let needs_captures = rules().any(|r| r.value.uses_captures())
         || rewrite
@@ -89,8 +90,8 @@ pub fn compile(conf: &LocationConf) -> Result<Builtins, String> {
         before.push(Arc::new(proxy_headers));
     }
     let mut after: Vec<Arc<dyn Plugin>> = Vec::new();
-    if !response_headers.0.is_empty() {
-        after.push(Arc::new(response_headers));
+    if !response_headers.is_empty() {
+        after.push(Arc::new(ResponseHeaders::builtin(response_headers)));
     }
     Ok(Builtins {
         before,
@@ -314,31 +315,6 @@ impl Plugin for ProxyHeaders {
         for h in &self.add {
             if let Some(v) = h.value.render(session, ctx) {
                 request.append_header(h.name, v)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// `response_headers`, on upstream, plugin and error responses alike.
-struct ResponseHeaders(Vec<HeaderRule>);
-
-impl Plugin for ResponseHeaders {
-    fn category(&self) -> &'static str {
-        "response headers (built-in)"
-    }
-    fn phases(&self) -> Phases {
-        Phases::RESPONSE
-    }
-    fn response(
-        &self,
-        session: &mut Session,
-        header: &mut ResponseHeader,
-        ctx: &mut RequestCtx,
-    ) -> pingora::Result<()> {
-        for h in &self.0 {
-            if let Some(v) = h.value.render(session, ctx) {
-                header.insert_header(h.name, v)?;
             }
         }
         Ok(())

@@ -152,7 +152,7 @@ fn pass_back(answer: &reqwest::Response, body: Bytes) -> pingora::Result<Reply> 
         }
     }
     header.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
-    Ok(Reply { header, body })
+    Ok(Reply::with_header(header, body))
 }
 
 #[async_trait]

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use ipnet::IpNet;
 use louailink_shared::plugins::{parse_ip_net, IpRestrictionOptions};
+use louailink_shared::values::StrList;
 use pingora_proxy::Session;
 
 /// The `ip_restriction` plugin.
@@ -22,14 +23,9 @@ impl Build for IpRestriction {
     type Options = IpRestrictionOptions;
 
     fn build(options: IpRestrictionOptions, _ctx: &BuildCtx) -> Result<Self, String> {
-        let nets = options
-            .ip_list
-            .iter()
-            .map(|e| parse_ip_net(e).ok_or_else(|| format!("{e:?} is not an IP or CIDR range")))
-            .collect::<Result<_, _>>()?;
         Ok(IpRestriction {
             allow: options.kind == "allow",
-            nets,
+            nets: parse_nets(&options.ip_list)?,
             message: Bytes::from(options.message),
         })
     }
@@ -52,6 +48,13 @@ impl Plugin for IpRestriction {
             .is_some_and(|ip| self.nets.iter().any(|n| n.contains(&ip)));
         restrict(listed, self.allow, &self.message)
     }
+}
+
+/// IPs and CIDR ranges from a config list (also `cache`'s `purge_ip_list`).
+pub(super) fn parse_nets(list: &StrList) -> Result<Vec<IpNet>, String> {
+    list.iter()
+        .map(|e| parse_ip_net(e).ok_or_else(|| format!("{e:?} is not an IP or CIDR range")))
+        .collect()
 }
 
 /// What a restriction plugin answers: on when the request is `listed` as `allow` says it

@@ -7,7 +7,11 @@
 
 mod basic_auth;
 pub mod builtin;
+mod cache;
 mod chain;
+mod compression;
+mod cors;
+mod directory;
 mod forward_auth;
 mod ip_restriction;
 mod jwt;
@@ -19,6 +23,8 @@ mod redirect;
 mod referer_restriction;
 mod request_id;
 mod request_key;
+mod response_headers;
+mod stats;
 mod traffic_split;
 mod ua_restriction;
 
@@ -51,6 +57,12 @@ const REGISTRY: &[(&str, Builder)] = &[
     builder::<basic_auth::BasicAuth>(),
     builder::<key_auth::KeyAuth>(),
     builder::<jwt::Jwt>(),
+    builder::<directory::Directory>(),
+    builder::<stats::Stats>(),
+    builder::<cache::Cache>(),
+    builder::<compression::Compression>(),
+    builder::<response_headers::ResponseHeaders>(),
+    builder::<cors::Cors>(),
     builder::<limit::Limit>(),
     builder::<traffic_split::TrafficSplit>(),
     builder::<forward_auth::ForwardAuth>(),
@@ -111,6 +123,12 @@ pub trait Plugin: Send + Sync {
 
     /// The phases this instance acts in.
     fn phases(&self) -> Phases;
+
+    /// True when the instance's header values read named captures of the location's regexes
+    /// (the location then collects them for every request).
+    fn needs_captures(&self) -> bool {
+        false
+    }
 
     /// After the location matched, before an upstream is chosen: read or change the request,
     /// or answer it.

@@ -49,6 +49,9 @@ pub struct RequestCtx {
     pub start: Instant,
     /// The matched location's name.
     pub location: Option<Arc<str>>,
+    /// Bytes at the start of the path that the location's prefix matched (0 when it is not a
+    /// prefix location): plugins that map the rest of the path to something strip them.
+    pub prefix_len: usize,
     /// Lower-case request host without port (empty when none).
     pub host: String,
     /// `https` on TLS listeners.
@@ -85,6 +88,7 @@ impl RequestCtx {
         RequestCtx {
             start: Instant::now(),
             location: None,
+            prefix_len: 0,
             host: String::new(),
             tls,
             vars: Vec::new(),

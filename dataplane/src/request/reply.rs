@@ -2,6 +2,7 @@
 //! responses of the proxy itself (404, 413, 429, 502, 503, 504, ...): a short HTML body, JSON
 //! when the client accepts it, or `basic.error_template`.
 
+use super::stream::Part;
 use bytes::Bytes;
 use pingora::{Error, ErrorType};
 use pingora_http::ResponseHeader;
@@ -12,17 +13,40 @@ use pingora_proxy::Session;
 pub struct Reply {
     /// Status and headers.
     pub header: ResponseHeader,
-    /// Body.
+    /// Body held in memory.
     pub body: Bytes,
+    /// Body read as it is sent, after `body` (ranges of files): the proxy writes it chunk by
+    /// chunk once the location's `response` phase has seen the header.
+    pub stream: Vec<Part>,
 }
 
 impl Reply {
+    /// A reply with this header and body, as they are.
+    pub fn with_header(header: ResponseHeader, body: Bytes) -> Self {
+        Reply {
+            header,
+            body,
+            stream: Vec::new(),
+        }
+    }
+
     /// A reply with a status, a content type and a body.
     pub fn new(status: u16, content_type: &str, body: Bytes) -> pingora::Result<Self> {
         let mut header = ResponseHeader::build(status, Some(3))?;
         header.insert_header(http::header::CONTENT_TYPE, content_type)?;
         header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
-        Ok(Reply { header, body })
+        Ok(Reply::with_header(header, body))
+    }
+
+    /// A reply whose body is `parts`, streamed; `Content-Length` is their total length.
+    pub fn streamed(status: u16, content_type: &str, parts: Vec<Part>) -> pingora::Result<Self> {
+        let len: u64 = parts.iter().map(Part::len).sum();
+        let mut reply = Reply::new(status, content_type, Bytes::new())?;
+        reply
+            .header
+            .insert_header(http::header::CONTENT_LENGTH, len.to_string())?;
+        reply.stream = parts;
+        Ok(reply)
     }
 }
 
@@ -66,7 +90,8 @@ pub fn error_reply(
     Ok(reply)
 }
 
-fn html_escape(s: &str) -> String {
+/// `s` with `<`, `>`, `&` and `"` escaped, for HTML text and attribute values.
+pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -1,5 +1,6 @@
 //! A compiled location: patterns, rewrite, header rules, plugins and limits.
 
+use crate::counters::{self, Counters};
 use crate::plugins::{builtin, Chain, Plugin};
 use crate::upstream::Upstream;
 use louailink_shared::patterns::{self, compile_regex, HostPattern, PathPattern};
@@ -80,6 +81,11 @@ pub struct Location {
     pub max_retry_window: Option<Duration>,
     /// Named captures of host/path/rewrite regexes are needed by headers or the upstream.
     pub needs_captures: bool,
+    /// Its requests, by name: a rebuilt location of the same name keeps counting on them.
+    pub counters: Arc<Counters>,
+    /// Bytes of the path its prefix pattern matched (0 for other patterns), told to plugins
+    /// that map the rest of the path (e.g. `directory`).
+    pub prefix_len: usize,
 }
 
 impl Location {
@@ -146,7 +152,13 @@ impl Location {
                 .chain(&plugins)
                 .chain(&builtins.after),
         );
-        let needs_captures = builtins.needs_captures || matches!(upstream, UpstreamRef::Var(_));
+        let prefix_len = match &path {
+            PathMatcher::Prefix(p) => p.len(),
+            _ => 0,
+        };
+        let needs_captures = builtins.needs_captures
+            || plugins.iter().any(|p| p.needs_captures())
+            || matches!(upstream, UpstreamRef::Var(_));
         Ok(Location {
             name: Arc::from(name),
             conf: conf.clone(),
@@ -160,6 +172,8 @@ impl Location {
             max_retries: conf.max_retries.unwrap_or(0),
             max_retry_window: conf.max_retry_window.map(|d| d.0),
             needs_captures,
+            counters: counters::location(name),
+            prefix_len,
         })
     }
 

@@ -11,6 +11,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 mod basic_auth;
+mod cache;
+mod compression;
+mod cors;
+mod directory;
 mod forward_auth;
 mod ip_restriction;
 mod jwt;
@@ -22,9 +26,15 @@ mod redirect;
 mod referer_restriction;
 mod request_id;
 mod request_key;
+mod response_headers;
+mod stats;
 mod traffic_split;
 mod ua_restriction;
 pub use basic_auth::BasicAuthOptions;
+pub use cache::CacheOptions;
+pub use compression::{CompressionOptions, DEFAULT_CONTENT_TYPES};
+pub use cors::{origin_ok, CorsOptions, REFLECT_ORIGIN};
+pub use directory::DirectoryOptions;
 pub use forward_auth::ForwardAuthOptions;
 pub use ip_restriction::{parse_ip_net, IpRestrictionOptions};
 pub use jwt::{JwtKeys, JwtOptions};
@@ -36,6 +46,8 @@ pub use redirect::RedirectOptions;
 pub use referer_restriction::{referer_host, RefererRestrictionOptions};
 pub use request_id::RequestIdOptions;
 pub use request_key::RequestKey;
+pub use response_headers::ResponseHeadersOptions;
+pub use stats::StatsOptions;
 pub use traffic_split::TrafficSplitOptions;
 pub use ua_restriction::UaRestrictionOptions;
 
@@ -51,6 +63,12 @@ const REGISTRY: &[Entry] = &[
     entry::<BasicAuthOptions>(),
     entry::<KeyAuthOptions>(),
     entry::<JwtOptions>(),
+    entry::<DirectoryOptions>(),
+    entry::<StatsOptions>(),
+    entry::<CacheOptions>(),
+    entry::<CompressionOptions>(),
+    entry::<ResponseHeadersOptions>(),
+    entry::<CorsOptions>(),
     entry::<LimitOptions>(),
     entry::<TrafficSplitOptions>(),
     entry::<ForwardAuthOptions>(),
