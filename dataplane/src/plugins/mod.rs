@@ -12,16 +12,20 @@ mod chain;
 mod compression;
 mod cors;
 mod directory;
+mod forward_auth;
 mod ip_restriction;
 mod jwt;
 mod key_auth;
+mod limit;
 mod mock;
 mod ping;
 mod redirect;
 mod referer_restriction;
 mod request_id;
+mod request_key;
 mod response_headers;
 mod stats;
+mod traffic_split;
 mod ua_restriction;
 
 pub use chain::Chain;
@@ -59,6 +63,9 @@ const REGISTRY: &[(&str, Builder)] = &[
     builder::<compression::Compression>(),
     builder::<response_headers::ResponseHeaders>(),
     builder::<cors::Cors>(),
+    builder::<limit::Limit>(),
+    builder::<traffic_split::TrafficSplit>(),
+    builder::<forward_auth::ForwardAuth>(),
 ];
 
 /// The phases a plugin takes part in; it is put only in those phases' lists.

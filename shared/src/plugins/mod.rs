@@ -15,32 +15,40 @@ mod cache;
 mod compression;
 mod cors;
 mod directory;
+mod forward_auth;
 mod ip_restriction;
 mod jwt;
 mod key_auth;
+mod limit;
 mod mock;
 mod ping;
 mod redirect;
 mod referer_restriction;
 mod request_id;
+mod request_key;
 mod response_headers;
 mod stats;
+mod traffic_split;
 mod ua_restriction;
 pub use basic_auth::BasicAuthOptions;
 pub use cache::CacheOptions;
 pub use compression::{CompressionOptions, DEFAULT_CONTENT_TYPES};
 pub use cors::{origin_ok, CorsOptions, REFLECT_ORIGIN};
 pub use directory::DirectoryOptions;
+pub use forward_auth::ForwardAuthOptions;
 pub use ip_restriction::{parse_ip_net, IpRestrictionOptions};
 pub use jwt::{JwtKeys, JwtOptions};
 pub use key_auth::KeyAuthOptions;
+pub use limit::LimitOptions;
 pub use mock::MockOptions;
 pub use ping::PingOptions;
 pub use redirect::RedirectOptions;
 pub use referer_restriction::{referer_host, RefererRestrictionOptions};
 pub use request_id::RequestIdOptions;
+pub use request_key::RequestKey;
 pub use response_headers::ResponseHeadersOptions;
 pub use stats::StatsOptions;
+pub use traffic_split::TrafficSplitOptions;
 pub use ua_restriction::UaRestrictionOptions;
 
 /// Every built-in plugin: its category and how its options are checked.
@@ -61,6 +69,9 @@ const REGISTRY: &[Entry] = &[
     entry::<CompressionOptions>(),
     entry::<ResponseHeadersOptions>(),
     entry::<CorsOptions>(),
+    entry::<LimitOptions>(),
+    entry::<TrafficSplitOptions>(),
+    entry::<ForwardAuthOptions>(),
 ];
 
 /// Problems found in a plugin's options: `(key, message)`, key `None` for the whole plugin.
@@ -161,6 +172,19 @@ pub fn check_plugin(conf: &PluginConf) -> Result<(), Problems> {
             ),
         )]),
     }
+}
+
+/// The keys named by `T`'s problems with `json` as options, sorted (for the plugins' tests).
+#[cfg(test)]
+pub(crate) fn bad_keys<T: PluginSpec + std::fmt::Debug>(json: Value) -> Vec<String> {
+    let options = json.as_object().cloned().unwrap_or_default();
+    let problems = decode::<T>(&options).unwrap_err();
+    let mut keys: Vec<String> = problems
+        .into_iter()
+        .map(|(k, _)| k.unwrap_or_default())
+        .collect();
+    keys.sort();
+    keys
 }
 
 #[cfg(test)]
