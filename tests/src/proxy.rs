@@ -539,14 +539,27 @@ impl Louailink {
     /// harness's `basic` keys so that a process started from it (`-a`) still uses this
     /// instance's pid file and upgrade socket.
     pub fn write_config(&self, content: &str) {
-        assert!(self.single_file, "write_config needs a single-file config");
+        std::fs::write(&self.config_path, self.harness_text(content)).expect("rewrite config");
+    }
+
+    /// Rewrites the config in place as a slow writer would: the file is truncated, and only
+    /// after `pause` written whole and closed.
+    pub async fn write_config_slowly(&self, content: &str, pause: Duration) {
+        let text = self.harness_text(content);
+        let mut file = std::fs::File::create(&self.config_path).expect("truncate config");
+        tokio::time::sleep(pause).await;
+        std::io::Write::write_all(&mut file, text.as_bytes()).expect("write config");
+    }
+
+    /// `content` with the harness's `basic` keys.
+    fn harness_text(&self, content: &str) -> String {
+        assert!(self.single_file, "rewriting needs a single-file config");
         let name = self
             .config_path
             .file_name()
             .and_then(|n| n.to_str())
             .expect("config file name");
-        let text = with_harness_basic(self.dir.path(), name, content);
-        std::fs::write(&self.config_path, text).expect("rewrite config");
+        with_harness_basic(self.dir.path(), name, content)
     }
 
     /// Writes a config file as is, without the harness's `basic` keys (e.g. an invalid edit).

@@ -4,6 +4,7 @@
 use louailink_tests::{
     assert_no_failures, free_port, wait_until, Backend, Client, Load, Louailink, WAIT,
 };
+use std::time::Duration;
 
 /// Upstreams `one` and `two` (one backend each), location `loc` with `location` lines,
 /// server `main` on `port`; `extra` appended.
@@ -57,6 +58,26 @@ async fn a_location_change_is_applied() {
     ));
     wait_served_by(&c, "a.test", "two").await;
     assert_eq!(c.get("a.test", "/").await.header("x-edit"), Some("2"));
+}
+
+#[tokio::test]
+async fn a_file_written_in_place_is_read_only_once_it_is_closed() {
+    let b = backends();
+    let port = free_port();
+    let lk = start(
+        &config(port, &b, "upstream = \"one\"", ""),
+        &["--autoreload"],
+    )
+    .await;
+    let c = Client::h1(port);
+    let load = Load::keep_alive("while the file is empty", &c, "a.test", "/");
+    load.wait_more(5).await;
+    // Truncated, then written 800 ms later: the empty file in between is no config to apply.
+    let edit = config(port, &b, "upstream = \"two\"", "");
+    lk.write_config_slowly(&edit, Duration::from_millis(800))
+        .await;
+    wait_served_by(&c, "a.test", "two").await;
+    assert_no_failures(&[load.stop().await]);
 }
 
 #[tokio::test]

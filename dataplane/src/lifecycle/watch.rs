@@ -6,13 +6,17 @@ use crate::lifecycle::config_runtime::run_when_idle;
 use crate::lifecycle::reload::{Outcome, Reloader};
 use crate::runtime::snapshot::Snapshot;
 use louailink_shared::incremental::{load_reusing, Reloaded, SegmentIndex};
+use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{EventKind, RecursiveMode, Watcher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Quiet time after the last file event before the config is read.
 const DEBOUNCE: Duration = Duration::from_millis(150);
+/// How long a file written in place may stay open for writing before it is read anyway.
+const WRITE_CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 fn is_config_file(p: &Path) -> bool {
     matches!(
@@ -26,19 +30,35 @@ pub async fn watch_files(source: PathBuf, reloader: Arc<Reloader>) {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
     let recheck = tx.clone();
     let file = source.is_file().then(|| source.clone());
+    // A file written in place (truncated, then written) is half-written until it is closed:
+    // reading it in between would apply an empty or cut config, so a reload waits for the
+    // close. A file replaced by a rename is whole when it appears.
+    let writing = Arc::new(AtomicBool::new(false));
+    let open_for_write = Arc::clone(&writing);
     let handler = move |res: notify::Result<notify::Event>| {
         let Ok(event) = res else { return };
-        if matches!(event.kind, EventKind::Access(_)) {
-            return;
-        }
         let relevant = event.paths.iter().any(|p| match &file {
             Some(f) => p.file_name() == f.file_name(),
             None => is_config_file(p),
         });
-        if relevant {
-            // A full channel already holds a pending change: nothing is lost.
-            let _ = tx.try_send(());
+        if !relevant {
+            return;
         }
+        match event.kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+                open_for_write.store(false, Ordering::Release)
+            }
+            // Our own reads open and close the files too.
+            EventKind::Access(_) => return,
+            EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => {
+                open_for_write.store(true, Ordering::Release)
+            }
+            EventKind::Modify(ModifyKind::Metadata(_)) => {}
+            // Created, renamed into place or removed: whole, or gone.
+            _ => open_for_write.store(false, Ordering::Release),
+        }
+        // A full channel already holds a pending change: nothing is lost.
+        let _ = tx.try_send(());
     };
     let mut watcher = match notify::recommended_watcher(handler) {
         Ok(w) => w,
@@ -64,10 +84,16 @@ pub async fn watch_files(source: PathBuf, reloader: Arc<Reloader>) {
     let mut index: Arc<SegmentIndex> = Arc::default();
     let mut indexed: Weak<Snapshot> = Weak::new();
     while rx.recv().await.is_some() {
-        while tokio::time::timeout(DEBOUNCE, rx.recv())
-            .await
-            .is_ok_and(|r| r.is_some())
-        {}
+        let since = Instant::now();
+        loop {
+            while tokio::time::timeout(DEBOUNCE, rx.recv())
+                .await
+                .is_ok_and(|r| r.is_some())
+            {}
+            if !writing.load(Ordering::Acquire) || since.elapsed() > WRITE_CLOSE_WAIT {
+                break;
+            }
+        }
         let path = source.clone();
         // The index describes the serving config only if nothing replaced it since.
         let base = reloader.current();
