@@ -222,17 +222,20 @@ mod tests {
         // Idle threads that never get to finish (a saturated core) use up the slots...
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let wait = Arc::new(Mutex::new(wait));
-        for _ in 0..MAX_IDLE_THREADS {
+        // (Other tests of this process may hold some slots for a while: fill what is left.)
+        let mut taken = 0;
+        while taken <= MAX_IDLE_THREADS {
             let wait = Arc::clone(&wait);
-            assert!(spawn_idle(move || {
+            if spawn_idle(move || {
                 let _ = wait.lock().map(|w| w.recv());
             })
-            .is_some());
+            .is_none()
+            {
+                break;
+            }
+            taken += 1;
         }
-        assert!(
-            spawn_idle(|| {}).is_none(),
-            "more idle threads than the cap"
-        );
+        assert!(taken <= MAX_IDLE_THREADS, "more idle threads than the cap");
         // ...and work then runs on the fallback instead.
         assert_eq!(run_when_idle(|| "loaded").await, Some("loaded"));
         drop(release);
