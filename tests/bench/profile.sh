@@ -4,7 +4,8 @@
 # on how busy the machine is, unlike req/s.
 #
 # Usage: tests/bench/profile.sh TARGET...
-#   TARGET: nginx-answer, nginx-proxy, bare-answer, bare-proxy, louailink-answer, louailink-proxy
+#   TARGET: nginx-answer, nginx-proxy, bare-answer, bare-proxy, louailink-answer, louailink-proxy,
+#           louailink-plugins (the proxy pass with limit + key_auth + request_id)
 #   MODE=callgrind (default) | strace
 #   SECS=5        seconds of measured load (after 2 s of warm-up), wrk -t1 -c$CONNS (CONNS default 10)
 #   BARE_ARGS     extra arguments for bare_pingora (e.g. "--no-work-stealing")
@@ -95,7 +96,7 @@ for target in "$@"; do
     port=$(free_port)
     case "$target" in
         *-answer) path=/ping; body=pong ;;
-        *-proxy) path=/; body=hello ;;
+        *-proxy|*-plugins) path=/; body=hello ;;
         *) echo "unknown target $target" >&2; exit 2 ;;
     esac
     case "$target" in
@@ -106,7 +107,7 @@ server { listen 127.0.0.1:$port; location / { proxy_pass http://backend; proxy_h
             cmd=("$NGINX" -p "$d/" -c "$d/nginx.conf" -e "$d/error.log") ;;
         bare-answer) mkdir -p "$TMP/run"; cmd=(env ${BARE_ENV:-} "$BARE_BIN" --listen "127.0.0.1:$port" --run-dir "$TMP/run" --answer ${BARE_ARGS:-}) ;;
         bare-proxy) mkdir -p "$TMP/run"; cmd=(env ${BARE_ENV:-} "$BARE_BIN" --listen "127.0.0.1:$port" --run-dir "$TMP/run" --proxy "127.0.0.1:$BACKEND_PORT" ${BARE_ARGS:-}) ;;
-        louailink-answer|louailink-proxy)
+        louailink-answer|louailink-proxy|louailink-plugins)
             f="$TMP/$target.toml"
             printf '[basic]\nthreads = 1\npid_file = "%s"\nupgrade_sock = "%s"\ngrace_period = "1s"\ngraceful_shutdown_timeout = "1s"\n\n' \
                 "$TMP/$target.pid" "$TMP/$target.sock" >"$f"
@@ -115,9 +116,14 @@ server { listen 127.0.0.1:$port; location / { proxy_pass http://backend; proxy_h
             else
                 printf '[upstreams.backend]\naddrs = ["127.0.0.1:%s"]\n\n[locations.all]\nupstream = "backend"\npath = "/"\n\n[servers.bench]\naddr = "127.0.0.1:%s"\nlocations = ["all"]\nthreads = 1\n' "$BACKEND_PORT" "$port" >>"$f"
             fi
+            if [ "$target" = louailink-plugins ]; then # the key in the query: wrk sends no header
+                sed -i 's/^path = "\/"$/path = "\/"\nplugins = ["limit", "key", "rid"]/' "$f"
+                printf '\n[plugins.limit]\ncategory = "limit"\nmax = 100000000\n\n[plugins.key]\ncategory = "key_auth"\nquery = "k"\nkeys = ["bench-key"]\n\n[plugins.rid]\ncategory = "request_id"\n' >>"$f"
+            fi
             cmd=("$LOUAILINK_BIN" -c "$f" --log "$TMP/$target.log") ;;
     esac
     url="http://127.0.0.1:$port$path"
+    [ "$target" = louailink-plugins ] && url="$url?k=bench-key"
     if [ "$MODE" = callgrind ]; then
         start 0 "$target" valgrind --tool=callgrind --instr-atstart=no --trace-children=yes \
             --callgrind-out-file="$TMP/callgrind.out.$target.%p" "${cmd[@]}"

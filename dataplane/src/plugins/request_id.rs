@@ -4,12 +4,12 @@
 
 use super::{Build, BuildCtx, Flow, Phases, Plugin};
 use crate::request::ctx::RequestCtx;
+use crate::request::inspect::{hex32, push_ascii};
 use async_trait::async_trait;
 use http::HeaderName;
 use louailink_shared::plugins::RequestIdOptions;
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
-use std::fmt::Write;
 
 /// The longest client-sent id that is kept.
 const MAX_KEPT: usize = 128;
@@ -45,21 +45,19 @@ fn sane(id: &str) -> bool {
 impl RequestId {
     fn generate(&self, out: &mut String) {
         let n = fastrand::u128(..);
-        let _ = if self.uuid {
-            // Version 4, variant 1 (RFC 9562).
-            let n = (n & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
-            write!(
-                out,
-                "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-                n >> 96,
-                (n >> 80) & 0xffff,
-                (n >> 64) & 0xffff,
-                (n >> 48) & 0xffff,
-                n & 0xffff_ffff_ffff
-            )
-        } else {
-            write!(out, "{n:032x}")
-        };
+        if !self.uuid {
+            return push_ascii(out, &hex32(n));
+        }
+        // Version 4, variant 10xx.
+        let n = (n & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
+        let d = hex32(n);
+        let mut id = [b'-'; 36];
+        id[..8].copy_from_slice(&d[..8]);
+        id[9..13].copy_from_slice(&d[8..12]);
+        id[14..18].copy_from_slice(&d[12..16]);
+        id[19..23].copy_from_slice(&d[16..20]);
+        id[24..].copy_from_slice(&d[20..]);
+        push_ascii(out, &id);
     }
 }
 
