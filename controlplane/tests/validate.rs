@@ -253,3 +253,28 @@ async fn a_regex_over_the_compiled_size_limit_is_refused_as_the_nodes_would() {
     );
     assert_eq!(generation(&etcd), gen, "nothing written");
 }
+
+/// A plugin naming an upstream that does not exist: the nodes could not build it, so the
+/// control plane refuses it too, naming the plugin and its key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_naming_a_missing_upstream_is_refused_as_the_nodes_would() {
+    let (etcd, c, gen) = with_base().await;
+    let split = json!({"category": "traffic_split", "upstream": "canary", "weight": 10});
+    let r = c
+        .call("PUT", "/api/v1/plugins/split", Some(split.clone()))
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(details(&r), [("plugins.split".into(), "upstream".into())]);
+    assert!(r.body.to_string().contains("canary"), "{r:?}");
+    assert_eq!(generation(&etcd), gen, "nothing written");
+    // With the upstream in the same document it is fine.
+    let canary = json!({"addrs": ["127.0.0.1:9"]});
+    let r = c
+        .call(
+            "POST",
+            "/api/v1/validate",
+            Some(json!({"plugins": {"split": split}, "upstreams": {"canary": canary}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+}

@@ -396,9 +396,19 @@ impl Check<'_> {
 
     fn plugins(&mut self) {
         for (name, p) in &self.config.plugins {
-            if let Err(problems) = check_plugin(p) {
-                for (key, message) in problems {
-                    self.err(Kind::Plugins, name, key.as_deref().unwrap_or(""), message);
+            match check_plugin(p) {
+                Ok(upstreams) => {
+                    for (key, upstream) in upstreams {
+                        if !upstream.is_empty() && !self.exists(Kind::Upstreams, &upstream) {
+                            let msg = self.missing(Kind::Upstreams, "upstream", &upstream);
+                            self.err(Kind::Plugins, name, key, msg);
+                        }
+                    }
+                }
+                Err(problems) => {
+                    for (key, message) in problems {
+                        self.err(Kind::Plugins, name, key.as_deref().unwrap_or(""), message);
+                    }
                 }
             }
         }

@@ -130,7 +130,11 @@ fn check(options: &str) -> louailink_tests::CmdOutput {
 fn an_unknown_upstream_and_bad_options_are_errors_naming_the_plugin_and_key() {
     let out = check("upstream = \"nope\"\nweight = 10");
     assert!(!out.ok(), "{out:#?}");
-    out.assert_mentions(&["plugins.split", "upstream \"nope\" does not exist"]);
+    out.assert_mentions(&[
+        "plugins.split",
+        "key \"upstream\"",
+        "unknown upstream \"nope\"",
+    ]);
 
     let out = check("upstream = \"up\"\nweight = 101\nsticky = \"header\"");
     assert!(!out.ok(), "{out:#?}");

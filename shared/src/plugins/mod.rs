@@ -77,6 +77,9 @@ const REGISTRY: &[Entry] = &[
 /// Problems found in a plugin's options: `(key, message)`, key `None` for the whole plugin.
 pub type Problems = Vec<(Option<String>, String)>;
 
+/// Upstreams named by a plugin's options: `(key, upstream)`.
+pub type UpstreamRefs = Vec<(&'static str, String)>;
+
 /// What every plugin's options type provides.
 pub trait PluginSpec: DeserializeOwned + Default {
     /// The `category` that selects this plugin.
@@ -86,6 +89,12 @@ pub trait PluginSpec: DeserializeOwned + Default {
     const SECRETS: &'static [&'static str] = &[];
     /// The plugin's own checks, given the options as written.
     fn check(&self, written: &Map<String, Value>) -> Problems;
+
+    /// The upstreams the options name, as `(key, upstream)`: validation checks they exist, so
+    /// the control plane refuses what the nodes could not build.
+    fn upstreams(&self) -> Vec<(&'static str, &str)> {
+        Vec::new()
+    }
 }
 
 /// A path option must start with `/`.
@@ -109,14 +118,22 @@ pub(crate) fn check_restriction_type(kind: &str, problems: &mut Problems) {
 struct Entry {
     category: &'static str,
     secrets: &'static [&'static str],
-    check: fn(&Map<String, Value>) -> Problems,
+    /// The problems of the options, or the upstreams they name.
+    check: fn(&Map<String, Value>) -> Result<UpstreamRefs, Problems>,
 }
 
 const fn entry<T: PluginSpec>() -> Entry {
     Entry {
         category: T::CATEGORY,
         secrets: T::SECRETS,
-        check: |options| decode::<T>(options).err().unwrap_or_default(),
+        check: |options| {
+            decode::<T>(options).map(|o| {
+                o.upstreams()
+                    .into_iter()
+                    .map(|(key, name)| (key, name.to_string()))
+                    .collect()
+            })
+        },
     }
 }
 
@@ -151,18 +168,16 @@ pub fn secret_options(category: &str) -> Option<&'static [&'static str]> {
         .map(|e| e.secrets)
 }
 
-/// Checks a plugin item: a known category, and its options by that plugin's own rules.
-pub fn check_plugin(conf: &PluginConf) -> Result<(), Problems> {
+/// Checks a plugin item: a known category, and its options by that plugin's own rules; `Ok`
+/// holds the upstreams it names, as `(key, upstream)`.
+pub fn check_plugin(conf: &PluginConf) -> Result<UpstreamRefs, Problems> {
     let known = categories();
     if conf.category.is_empty() {
         let msg = format!("is required; one of {}", known.join(", "));
         return Err(vec![(Some("category".into()), msg)]);
     }
     match REGISTRY.iter().find(|e| e.category == conf.category) {
-        Some(e) => match (e.check)(&conf.options) {
-            problems if problems.is_empty() => Ok(()),
-            problems => Err(problems),
-        },
+        Some(e) => (e.check)(&conf.options),
         None => Err(vec![(
             Some("category".into()),
             unknown_message(

@@ -21,6 +21,10 @@ pub struct TrafficSplitOptions {
 impl PluginSpec for TrafficSplitOptions {
     const CATEGORY: &'static str = "traffic_split";
 
+    fn upstreams(&self) -> Vec<(&'static str, &str)> {
+        vec![("upstream", self.upstream.as_str())]
+    }
+
     fn check(&self, written: &Map<String, Value>) -> Problems {
         let mut problems = Vec::new();
         if self.upstream.is_empty() {
