@@ -38,16 +38,21 @@ async fn wait_served_by(client: &Client, host: &str, want: &str) {
     .await;
 }
 
-#[tokio::test]
-async fn a_location_change_is_applied() {
-    let b = backends();
+/// A node with `--autoreload` whose location goes to upstream `one`, and a client for it.
+async fn autoreloading_on_one(b: &[Backend; 2]) -> (u16, Louailink, Client) {
     let port = free_port();
     let lk = start(
-        &config(port, &b, "upstream = \"one\"", ""),
+        &config(port, b, "upstream = \"one\"", ""),
         &["--autoreload"],
     )
     .await;
-    let c = Client::h1(port);
+    (port, lk, Client::h1(port))
+}
+
+#[tokio::test]
+async fn a_location_change_is_applied() {
+    let b = backends();
+    let (port, lk, c) = autoreloading_on_one(&b).await;
     assert_eq!(c.get("a.test", "/").await.backend(), "one");
 
     lk.write_config(&config(
@@ -63,13 +68,7 @@ async fn a_location_change_is_applied() {
 #[tokio::test]
 async fn a_file_written_in_place_is_read_only_once_it_is_closed() {
     let b = backends();
-    let port = free_port();
-    let lk = start(
-        &config(port, &b, "upstream = \"one\"", ""),
-        &["--autoreload"],
-    )
-    .await;
-    let c = Client::h1(port);
+    let (port, lk, c) = autoreloading_on_one(&b).await;
     let load = Load::keep_alive("while the file is empty", &c, "a.test", "/");
     load.wait_more(5).await;
     // Truncated, then written 800 ms later: the empty file in between is no config to apply.
@@ -102,13 +101,7 @@ async fn a_host_only_change_is_applied() {
 #[tokio::test]
 async fn an_invalid_edit_keeps_the_old_config_until_a_fixed_edit_applies() {
     let b = backends();
-    let port = free_port();
-    let lk = start(
-        &config(port, &b, "upstream = \"one\"", ""),
-        &["--autoreload"],
-    )
-    .await;
-    let c = Client::h1(port);
+    let (port, lk, c) = autoreloading_on_one(&b).await;
     const REJECTED: &str = "invalid config; the running config keeps serving";
     let rejections = || lk.log().matches(REJECTED).count();
 

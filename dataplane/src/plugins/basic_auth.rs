@@ -2,17 +2,15 @@
 //! of the configured `user:password` pairs (compared in constant time, every pair every
 //! time); otherwise 401 with a `WWW-Authenticate` challenge.
 
+use super::auth::{matches_any, refuse};
 use super::{Build, BuildCtx, Flow, Phases, Plugin};
 use crate::request::ctx::RequestCtx;
-use crate::request::reply::Reply;
 use async_trait::async_trait;
 use base64::Engine;
-use bytes::Bytes;
-use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::header::AUTHORIZATION;
 use louailink_shared::plugins::BasicAuthOptions;
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
-use subtle::ConstantTimeEq;
 
 /// The longest `Authorization` value decoded (longer ones are refused unread).
 const MAX_CREDENTIALS: usize = 4096;
@@ -57,10 +55,7 @@ impl BasicAuth {
         else {
             return false;
         };
-        // Every pair is compared, so the time taken does not tell which one (or none) matched.
-        self.pairs.iter().fold(false, |found, pair| {
-            bool::from(pair.as_slice().ct_eq(&sent)) | found
-        })
+        matches_any(&self.pairs, &sent)
     }
 }
 
@@ -78,11 +73,7 @@ impl Plugin for BasicAuth {
         if self.authorized(session.req_header()) {
             return Ok(Flow::Continue);
         }
-        let mut reply = Reply::new(401, "text/plain", Bytes::from_static(b"Unauthorized"))?;
-        reply
-            .header
-            .insert_header(WWW_AUTHENTICATE, self.challenge.as_str())?;
-        Ok(Flow::Reply(Box::new(reply)))
+        refuse(Some(&self.challenge))
     }
 
     fn upstream_request(

@@ -7,6 +7,7 @@
 use super::{Build, BuildCtx, Flow, Phases, Plugin};
 use crate::request::ctx::RequestCtx;
 use crate::request::reply::Reply;
+use crate::request::vary::tokens;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -134,13 +135,7 @@ async fn bounded_body(answer: &mut reqwest::Response) -> Result<Bytes, reqwest::
 /// The auth service's refusal as the client's answer: status, end-to-end headers, body.
 fn pass_back(answer: &reqwest::Response, body: Bytes) -> pingora::Result<Reply> {
     let headers = answer.headers();
-    let named_by_connection: Vec<String> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|n| n.trim().to_ascii_lowercase())
-        .collect();
+    let named_by_connection: Vec<String> = tokens(headers, header::CONNECTION).collect();
     let mut header = ResponseHeader::build(answer.status(), Some(headers.len() + 1))?;
     for (name, value) in headers {
         let n = name.as_str();

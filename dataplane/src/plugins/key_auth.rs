@@ -1,17 +1,15 @@
 //! `key_auth`: lets a request on only with one of the configured API keys in its header or
 //! query parameter (compared in constant time, every key every time); otherwise 401.
 
+use super::auth::{matches_any, refuse};
 use super::{Build, BuildCtx, Flow, Phases, Plugin};
 use crate::request::ctx::RequestCtx;
 use crate::request::params::{query_param, remove_query_param};
-use crate::request::reply::Reply;
 use async_trait::async_trait;
-use bytes::Bytes;
 use http::HeaderName;
 use louailink_shared::plugins::KeyAuthOptions;
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
-use subtle::ConstantTimeEq;
 
 /// The `key_auth` plugin.
 pub struct KeyAuth {
@@ -60,10 +58,7 @@ impl KeyAuth {
         let Some(sent) = sent else {
             return false;
         };
-        // Every key is compared, so the time taken does not tell which one (or none) matched.
-        self.keys.iter().fold(false, |found, key| {
-            bool::from(key.as_slice().ct_eq(sent)) | found
-        })
+        matches_any(&self.keys, sent)
     }
 }
 
@@ -81,8 +76,7 @@ impl Plugin for KeyAuth {
         if self.authorized(session.req_header()) {
             return Ok(Flow::Continue);
         }
-        let reply = Reply::new(401, "text/plain", Bytes::from_static(b"Unauthorized"))?;
-        Ok(Flow::Reply(Box::new(reply)))
+        refuse(None)
     }
 
     fn upstream_request(

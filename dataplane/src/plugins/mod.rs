@@ -5,6 +5,7 @@
 //! in `<name>.rs` here (a type implementing [`Plugin`] and [`Build`]), then `mod <name>;` and
 //! one `builder::<T>()` line in `REGISTRY`. Nothing in the proxy changes.
 
+mod auth;
 mod basic_auth;
 pub mod builtin;
 mod cache;
@@ -35,7 +36,7 @@ use crate::request::reply::Reply;
 use crate::upstream::Upstream;
 use async_trait::async_trait;
 use bytes::Bytes;
-use louailink_shared::plugins::{decode, PluginSpec};
+use louailink_shared::plugins::{decode, PluginSpec, Problems};
 use louailink_shared::PluginConf;
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
@@ -245,18 +246,21 @@ type Builder = fn(&PluginConf, &BuildCtx) -> Result<Arc<dyn Plugin>, String>;
 
 const fn builder<P: Build>() -> (&'static str, Builder) {
     (P::Options::CATEGORY, |conf, ctx| {
-        let options = decode::<P::Options>(&conf.options).map_err(|problems| {
-            problems
-                .into_iter()
-                .map(|(key, msg)| match key {
-                    Some(k) => format!("{k}: {msg}"),
-                    None => msg,
-                })
-                .collect::<Vec<_>>()
-                .join("; ")
-        })?;
+        let options = decode::<P::Options>(&conf.options).map_err(describe)?;
         Ok(Arc::new(P::build(options, ctx)?))
     })
+}
+
+/// Options problems as one message: `key: problem; ...`.
+fn describe(problems: Problems) -> String {
+    problems
+        .into_iter()
+        .map(|(key, msg)| match key {
+            Some(k) => format!("{k}: {msg}"),
+            None => msg,
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Builds a plugin instance from its item.

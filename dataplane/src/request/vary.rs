@@ -1,7 +1,22 @@
-//! Response header lists (`Vary`, `Cache-Control`): finding a token, adding one to `Vary`.
+//! Comma-separated header lists (`Vary`, `Cache-Control`, `Connection`): their tokens,
+//! finding one, adding one to `Vary`.
 
 use http::header::{HeaderMap, VARY};
 use pingora_http::ResponseHeader;
+
+/// The tokens of a comma-separated header (all its lines), trimmed and lower-case.
+pub fn tokens(
+    headers: &HeaderMap,
+    name: http::header::HeaderName,
+) -> impl Iterator<Item = String> + '_ {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+}
 
 /// True when a comma-separated header (any of its lines) holds `token`, ignoring case.
 pub fn has_token(headers: &HeaderMap, name: http::header::HeaderName, token: &str) -> bool {

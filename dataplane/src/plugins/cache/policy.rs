@@ -1,6 +1,7 @@
 //! What may be stored and for how long (RFC 9111 for a shared cache, through pingora-cache's
 //! `Cache-Control` parser), and what a request's `Vary` values are.
 
+use crate::request::vary::tokens;
 use http::header::{self, HeaderName};
 use pingora_cache::cache_control::CacheControl;
 use pingora_cache::filters::calculate_fresh_until;
@@ -107,15 +108,7 @@ pub fn stored_header(resp: &ResponseHeader, body_len: usize) -> ResponseHeader {
 
 /// The response's `Vary` header names, lower case, sorted, without duplicates.
 pub fn vary_names(resp: &ResponseHeader) -> Arc<[String]> {
-    let mut names: Vec<String> = resp
-        .headers
-        .get_all(header::VARY)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|n| n.trim().to_ascii_lowercase())
-        .filter(|n| !n.is_empty())
-        .collect();
+    let mut names: Vec<String> = tokens(&resp.headers, header::VARY).collect();
     names.sort_unstable();
     names.dedup();
     Arc::from(names)

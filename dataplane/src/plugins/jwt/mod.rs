@@ -5,13 +5,13 @@
 
 mod jwks;
 
-use super::{Build, BuildCtx, Flow, Phases, Plugin};
+use super::auth::unauthorized;
+use super::{describe, Build, BuildCtx, Flow, Phases, Plugin};
 use crate::request::ctx::{state_key, RequestCtx};
 use crate::request::params::{cookie, query_param, remove_cookie, remove_query_param};
 use crate::request::reply::Reply;
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::header::WWW_AUTHENTICATE;
 use http::{HeaderName, HeaderValue};
 use jsonwebtoken::{DecodingKey, Validation};
 use jwks::{Jwks, KeyError};
@@ -53,12 +53,6 @@ impl Build for Jwt {
     type Options = JwtOptions;
 
     fn build(options: JwtOptions, _ctx: &BuildCtx) -> Result<Self, String> {
-        let problem = |p: Vec<(Option<String>, String)>| {
-            p.into_iter()
-                .map(|(k, m)| k.map_or(m.clone(), |k| format!("{k}: {m}")))
-                .collect::<Vec<_>>()
-                .join("; ")
-        };
         let mut base = Validation::default();
         base.leeway = options.leeway.get().as_secs();
         base.validate_nbf = true;
@@ -72,7 +66,7 @@ impl Build for Jwt {
         } else {
             base.set_audience(&options.audience.0);
         }
-        let keys = match options.keys().map_err(problem)? {
+        let keys = match options.keys().map_err(describe)? {
             JwtKeys::Fixed(key, algorithms) => {
                 let mut validation = base;
                 validation.algorithms = algorithms;
@@ -177,16 +171,15 @@ impl Jwt {
 }
 
 fn refusal_reply(refusal: Refusal) -> pingora::Result<Reply> {
-    let (status, body, challenge) = match refusal {
-        Refusal::Missing => (401, "Unauthorized", "Bearer"),
-        Refusal::Invalid => (401, "Unauthorized", "Bearer error=\"invalid_token\""),
-        Refusal::KeysUnavailable => (503, "Service Unavailable", ""),
-    };
-    let mut reply = Reply::new(status, "text/plain", Bytes::from_static(body.as_bytes()))?;
-    if !challenge.is_empty() {
-        reply.header.insert_header(WWW_AUTHENTICATE, challenge)?;
+    match refusal {
+        Refusal::Missing => unauthorized(Some("Bearer")),
+        Refusal::Invalid => unauthorized(Some("Bearer error=\"invalid_token\"")),
+        Refusal::KeysUnavailable => Reply::new(
+            503,
+            "text/plain",
+            Bytes::from_static(b"Service Unavailable"),
+        ),
     }
-    Ok(reply)
 }
 
 #[async_trait]
