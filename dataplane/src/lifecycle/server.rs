@@ -7,7 +7,7 @@ use crate::events::Notifier;
 use crate::lifecycle::admin::Admin;
 use crate::lifecycle::node::NodeView;
 use crate::lifecycle::reload::Reloader;
-use crate::proxy::Proxy;
+use crate::proxy::{Exchange, Proxy};
 use crate::request::access_log::Sink;
 use crate::runtime::snapshot::Snapshot;
 use crate::runtime::tls::SniResolver;
@@ -15,6 +15,7 @@ use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use louailink_shared::{Config, TlsVersion};
 use pingora::apps::HttpServerOptions;
+use pingora::connectors::{ConnectorOptions, TransportConnector};
 use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
@@ -193,6 +194,10 @@ pub fn run(
             server: Arc::from(name.as_str()),
             state: state.clone(),
             tls: sc.tls,
+            exchange: Exchange::from_env(),
+            connector: TransportConnector::new(Some(ConnectorOptions::from_server_conf(
+                &server.configuration,
+            ))),
         };
         let mut app = pingora_proxy::http_proxy(&server.configuration, proxy);
         let mut options = HttpServerOptions::default();

@@ -2,10 +2,15 @@
 //! client timeouts), the matched location's plugin [`Chain`](crate::plugins::Chain) and the
 //! upstream. What a request does beyond that lives in the plugins.
 
+mod ctx;
+mod exchange;
+mod upstream_request;
+
+pub use ctx::ProxyCtx;
+
 use crate::conn::Deadlined;
 use crate::counters::PROCESS;
 use crate::plugins::Flow;
-use crate::request::ctx::RequestCtx;
 use crate::request::inspect::{
     client_ip, ensure_request_id, header_bytes, request_host, MAX_REQUEST_HEADER_BYTES,
 };
@@ -13,19 +18,17 @@ use crate::request::path::normalize;
 use crate::request::reply::{error_reply, message_for, status_error, status_for, Reply};
 use crate::request::stream::write_body;
 use crate::request::strict;
-use crate::request::vars::hash_input;
-use crate::runtime::location::{Location, UpstreamRef};
+use crate::runtime::location::UpstreamRef;
 use crate::runtime::snapshot::{ServerRuntime, Snapshot};
-use crate::upstream::UpstreamGuard;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
+use pingora::connectors::TransportConnector;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use std::borrow::Cow;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,6 +42,29 @@ pub fn start_draining() {
     DRAINING.store(true, Ordering::Relaxed);
 }
 
+/// Which upstream exchange carries the requests that LouAILink's own can carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exchange {
+    /// LouAILink's own straight-sequence exchange (HTTP/1.1 backends, no upgrade).
+    Own,
+    /// pingora's `proxy_to_upstream` for every request.
+    Pingora,
+}
+
+impl Exchange {
+    /// The environment variable that forces pingora's path (`pingora`), for tests and as an
+    /// escape hatch.
+    pub const ENV: &'static str = "LOUAILINK_UPSTREAM_EXCHANGE";
+
+    /// The exchange chosen by [`Self::ENV`] (own unless it says `pingora`).
+    pub fn from_env() -> Self {
+        match std::env::var(Self::ENV).as_deref() {
+            Ok("pingora") => Exchange::Pingora,
+            _ => Exchange::Own,
+        }
+    }
+}
+
 /// The proxy logic of one server (listener group).
 pub struct Proxy {
     /// The server's name in the config.
@@ -47,45 +73,10 @@ pub struct Proxy {
     pub state: Arc<ArcSwap<Snapshot>>,
     /// Listener is TLS.
     pub tls: bool,
-}
-
-/// pingora's per-request context: the request's state, and the parts of the snapshot it
-/// runs on (kept here so that nothing below the snapshot needs to know them).
-pub struct ProxyCtx {
-    /// What plugins, variables and the access log read.
-    pub req: RequestCtx,
-    /// The snapshot this request started on; it finishes on it.
-    snapshot: Option<Arc<Snapshot>>,
-    /// The matched location.
-    location: Option<Arc<Location>>,
-    /// Backends that failed to connect, not to be tried again.
-    failed: Vec<SocketAddr>,
-    /// Connect retries done.
-    retries: u32,
-    /// In-flight accounting of the chosen backend (least_conn).
-    backend_guard: Option<UpstreamGuard>,
-    /// The request was counted as begun and its end is not counted yet.
-    counting: bool,
-}
-
-impl ProxyCtx {
-    /// Counts the request's end with `status` (0: no response), once, in the process's and
-    /// the matched location's counters.
-    fn end_count(&mut self, status: u16) {
-        if std::mem::take(&mut self.counting) {
-            PROCESS.end(status);
-            if let Some(loc) = &self.location {
-                loc.counters.end(status);
-            }
-        }
-    }
-}
-
-impl Drop for ProxyCtx {
-    /// A request dropped before its logging phase still ends its count.
-    fn drop(&mut self) {
-        self.end_count(0);
-    }
+    /// Which exchange carries HTTP/1.1 upstream requests.
+    pub exchange: Exchange,
+    /// Connects to backends for the own exchange (TCP, TLS).
+    pub connector: TransportConnector,
 }
 
 /// Replaces the request's path (keeping its query, and scheme and authority if absolute).
@@ -115,6 +106,23 @@ fn deadlined(session: &Session) -> Option<&Deadlined> {
 }
 
 impl Proxy {
+    /// Whether LouAILink's own exchange carries this request: an HTTP/1.1 backend, and no
+    /// upgrade or tunnel (those take pingora's path).
+    fn own_exchange_carries(&self, session: &Session, ctx: &ProxyCtx) -> bool {
+        self.exchange == Exchange::Own
+            && ctx
+                .req
+                .upstream
+                .as_ref()
+                .is_some_and(|u| u.speaks_h1_only())
+            && !session.is_upgrade_req()
+            && !session
+                .req_header()
+                .headers
+                .contains_key(http::header::UPGRADE)
+            && session.req_header().method != http::Method::CONNECT
+    }
+
     fn server<'a>(&self, snap: &'a Snapshot) -> Option<&'a ServerRuntime> {
         snap.servers.get(&*self.server)
     }
@@ -178,25 +186,6 @@ impl Proxy {
             Flow::Error(status, message) => self.reply_error(session, ctx, status, &message).await,
         }
     }
-
-    /// Picks a backend of the chosen upstream, skipping those that failed.
-    fn choose_backend(&self, session: &Session, ctx: &mut ProxyCtx) -> bool {
-        let Some(up) = ctx.req.upstream.clone() else {
-            return false;
-        };
-        let key = up
-            .hash_key()
-            .map(|k| hash_input(k, session, &ctx.req))
-            .unwrap_or_default();
-        match up.select(key.as_bytes(), &ctx.failed) {
-            Some((addr, guard)) => {
-                ctx.req.backend = Some(addr);
-                ctx.backend_guard = guard;
-                true
-            }
-            None => false,
-        }
-    }
 }
 
 #[async_trait]
@@ -209,15 +198,7 @@ impl ProxyHttp for Proxy {
     }
 
     fn new_ctx(&self) -> ProxyCtx {
-        ProxyCtx {
-            req: RequestCtx::new(self.tls),
-            snapshot: None,
-            location: None,
-            failed: Vec::new(),
-            retries: 0,
-            backend_guard: None,
-            counting: false,
-        }
+        ProxyCtx::new(self.tls)
     }
 
     async fn early_request_filter(&self, session: &mut Session, _ctx: &mut ProxyCtx) -> Result<()> {
@@ -336,12 +317,19 @@ impl ProxyHttp for Proxy {
                 .await;
         };
         ctx.req.upstream = Some(upstream);
-        if !self.choose_backend(session, ctx) {
+        if !ctx.choose_backend(session) {
             return self.reply_error(session, ctx, 503, message_for(503)).await;
         }
 
         let flow = loc.chain.proxy_upstream(session, &mut ctx.req).await?;
-        self.answer(session, ctx, flow).await
+        if self.answer(session, ctx, flow).await? {
+            return Ok(true);
+        }
+        if self.own_exchange_carries(session, ctx) {
+            exchange::run(&self.connector, session, ctx).await?;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     async fn upstream_peer(
@@ -349,7 +337,7 @@ impl ProxyHttp for Proxy {
         session: &mut Session,
         ctx: &mut ProxyCtx,
     ) -> Result<Box<HttpPeer>> {
-        if ctx.req.backend.is_none() && !self.choose_backend(session, ctx) {
+        if ctx.req.backend.is_none() && !ctx.choose_backend(session) {
             return Err(status_error(503, "no healthy backend left to retry"));
         }
         match (&ctx.req.upstream, ctx.req.backend) {
@@ -365,18 +353,8 @@ impl ProxyHttp for Proxy {
         ctx: &mut ProxyCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        if let Some(addr) = ctx.req.backend.take() {
-            ctx.failed.push(addr);
-        }
-        ctx.backend_guard = None;
-        if let Some(loc) = &ctx.location {
-            let in_window = loc
-                .max_retry_window
-                .is_none_or(|w| ctx.req.start.elapsed() < w);
-            if ctx.retries < loc.max_retries && in_window {
-                ctx.retries += 1;
-                e.set_retry(true);
-            }
+        if ctx.connect_failed() {
+            e.set_retry(true);
         }
         e
     }

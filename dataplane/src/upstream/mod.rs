@@ -20,6 +20,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+mod pool;
+pub use pool::Pool;
+
 /// Resolves the configured addresses, once (`static`) or every refresh (`dns`).
 struct Resolver {
     addrs: Vec<BackendAddr>,
@@ -127,7 +130,12 @@ pub struct Upstream {
     /// In-flight requests per backend, for least_conn.
     inflight: arc_swap::ArcSwap<HashMap<SocketAddr, Arc<AtomicUsize>>>,
     maintenance_started: AtomicBool,
+    /// Idle connections for LouAILink's own exchange (pingora's path keeps its own).
+    pub pool: Arc<Pool>,
 }
+
+/// Idle connections kept per backend when `keepalive_pool_size` is not set.
+const DEFAULT_POOL_SIZE: usize = 128;
 
 /// Timeout for a health-check probe when none is given.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -226,6 +234,10 @@ impl Upstream {
                 .then(|| conf.dns_refresh.map_or(Duration::from_secs(30), |d| d.0)),
             inflight: arc_swap::ArcSwap::from_pointee(HashMap::new()),
             maintenance_started: AtomicBool::new(false),
+            pool: Arc::new(Pool::new(
+                conf.keepalive_pool_size.unwrap_or(DEFAULT_POOL_SIZE),
+                conf.idle_timeout.map(|d| d.0),
+            )),
         };
         up.refresh_inflight();
         Ok(up)
@@ -306,6 +318,16 @@ impl Upstream {
             o.max_h2_streams = 128;
         }
         Box::new(peer)
+    }
+
+    /// HTTP/1.1 only to the backends: LouAILink's own exchange can carry the request.
+    pub fn speaks_h1_only(&self) -> bool {
+        self.alpn == ALPN::H1
+    }
+
+    /// Read and write timeouts for one exchange with a backend.
+    pub fn io_timeouts(&self) -> (Option<Duration>, Option<Duration>) {
+        (self.read_timeout, self.write_timeout)
     }
 
     /// `idle_timeout = "0s"`: every request gets a fresh connection.
