@@ -10,7 +10,9 @@
 #   SCENARIOS  comma list; groups: answer, proxy, log, plugins (limit + key_auth + request_id
 #              against the same location without them), cache (a cache HIT against nginx's
 #              proxy_cache HIT), gzip (a 10 KB JSON response gzipped, against nginx's gzip);
-#              systems: nginx, bare, louailink.
+#              large (10 KB and 1 MB responses proxied); systems: nginx, bare, louailink.
+#              louailink contenders ending in -pingora run with LOUAILINK_UPSTREAM_EXCHANGE=pingora
+#              (pingora's proxy path instead of LouAILink's own upstream exchange).
 #              A group not named means every group, a system not named means every system.
 #              (default: everything)
 #   ROUNDS     alternating rounds per group (default 5); the order of contenders rotates each round
@@ -69,12 +71,12 @@ for t in "${_tokens[@]}"; do
     t=${t// /}
     case "$t" in
         "") ;;
-        answer|proxy|log|plugins|cache|gzip) groups_sel+=("$t") ;;
+        answer|proxy|large|log|plugins|cache|gzip) groups_sel+=("$t") ;;
         nginx|bare|louailink) systems_sel+=("$t") ;;
-        *) die "unknown SCENARIOS token '$t' (answer, proxy, log, plugins, cache, gzip, nginx, bare, louailink)" ;;
+        *) die "unknown SCENARIOS token '$t' (answer, proxy, large, log, plugins, cache, gzip, nginx, bare, louailink)" ;;
     esac
 done
-[ ${#groups_sel[@]} -gt 0 ] || groups_sel=(answer proxy log plugins cache gzip)
+[ ${#groups_sel[@]} -gt 0 ] || groups_sel=(answer proxy large log plugins cache gzip)
 [ ${#systems_sel[@]} -gt 0 ] || systems_sel=(nginx bare louailink)
 want_group() { local g; for g in "${groups_sel[@]}"; do [ "$g" = "$1" ] && return 0; done; return 1; }
 want_system() { local s; for s in "${systems_sel[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
@@ -309,6 +311,8 @@ if want_group proxy; then
     want_system nginx && add nginx-proxy proxy nginx / "$BACKEND_BODY"
     want_system bare && add bare-proxy proxy bare / "$BACKEND_BODY" "--proxy"
     want_system louailink && add louailink-proxy proxy louailink / "$BACKEND_BODY" proxy
+    want_system louailink &&
+        add louailink-proxy-pingora proxy louailink / "$BACKEND_BODY" "proxy LOUAILINK_UPSTREAM_EXCHANGE=pingora"
     [ -n "${LOUAILINK_BASE_BIN:-}" ] && want_system louailink &&
         add louailink-base-proxy proxy louailink / "$BACKEND_BODY" "proxy BIN=$LOUAILINK_BASE_BIN"
 fi
@@ -327,6 +331,17 @@ JSON_10K=$(cat "$TMP/www/10k.json")
 if want_group cache; then
     want_system nginx && add nginx-cache cache nginx /cached "$BACKEND_BODY"
     want_system louailink && add louailink-cache cache louailink /cached "$BACKEND_BODY" cache
+fi
+# A 1 MB file the backend serves, for the large group.
+head -c 1048576 /dev/zero | tr '\0' 'x' >"$TMP/www/1m.bin"
+if want_group large; then
+    for f in 10k.json 1m.bin; do
+        body=$JSON_10K; [ "$f" = 1m.bin ] && body=$(cat "$TMP/www/1m.bin")
+        want_system nginx && add "nginx-$f" large nginx "/$f" "$body"
+        want_system louailink && add "louailink-$f" large louailink "/$f" "$body" proxy
+        want_system louailink &&
+            add "louailink-pingora-$f" large louailink "/$f" "$body" "proxy LOUAILINK_UPSTREAM_EXCHANGE=pingora"
+    done
 fi
 if want_group gzip; then
     want_system nginx && add nginx-gzip gzip nginx /10k.json "$JSON_10K" "" "Accept-Encoding: gzip"
@@ -385,10 +400,15 @@ start_contender() { # NAME PORT; sets STARTED
                 --run-dir "$TMP/run-$name" "${args[@]}"
             ;;
         louailink)
-            local f bin=$LOUAILINK_BIN kind=${spec%% *}
-            [[ "$spec" == *" BIN="* ]] && bin=${spec##* BIN=}
+            local f bin=$LOUAILINK_BIN kind=${spec%% *} envs=() w
+            for w in ${spec#"$kind"}; do
+                case "$w" in
+                    BIN=*) bin=${w#BIN=} ;;
+                    [A-Z]*=*) envs+=("$w") ;;
+                esac
+            done
             f=$(louailink_conf "$name" "$port" "$kind")
-            start "$SERVER_CPU" "$LIFE" "$name" -- "$bin" -c "$f" --log "$TMP/$name.log"
+            start "$SERVER_CPU" "$LIFE" "$name" "${envs[@]}" -- "$bin" -c "$f" --log "$TMP/$name.log"
             ;;
     esac
 }
@@ -468,12 +488,13 @@ measure() { # NAME ROUND
 
 # ---------------------------------------------------------------- backend
 BACKEND_PORT=$(free_port)
-if want_group proxy || want_group log || want_group plugins || want_group cache || want_group gzip; then
+if want_group proxy || want_group large || want_group log || want_group plugins || want_group cache || want_group gzip; then
     bd=$(nginx_conf backend "$BACKEND_PORT" "    server {
         listen 127.0.0.1:$BACKEND_PORT;
         location / { return 200 \"$BACKEND_BODY\"; }
         location = /cached { add_header Cache-Control \"max-age=3600\"; return 200 \"$BACKEND_BODY\"; }
         location = /10k.json { root $TMP/www; default_type application/json; }
+        location = /1m.bin { root $TMP/www; default_type application/octet-stream; }
     }")
     start_nginx "$CLIENT_CPU" "$(( (ROUNDS * ${#CONTENDERS[@]} + 2) * (DURATION + WARMUP + QUIET_WAIT + 15) + 120 ))" backend "$bd"
     wait_http "http://127.0.0.1:$BACKEND_PORT/" "$BACKEND_BODY" || die "backend nginx did not start: $(cat "$TMP/backend.err")"

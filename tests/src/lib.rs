@@ -17,6 +17,7 @@ pub mod fleet;
 pub mod load;
 pub mod proxy;
 pub mod routes;
+pub mod scripted;
 pub mod sse;
 
 pub use backend::{Backend, BackendBuilder};

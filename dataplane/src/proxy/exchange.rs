@@ -2,7 +2,8 @@
 //! TLS) from an HTTP/1.1 or HTTP/2 client. One straight sequence on the request's task — write
 //! the request head, stream the request body, read the response head, run the response
 //! phases, stream the body chunk by chunk as it arrives, return the connection to the pool —
-//! with no task, channel or select per request, on pingora's connector and HTTP/1 client.
+//! on pingora's connector and HTTP/1 client, with no task or channel per request (while it
+//! waits for the backend, one biased select also watches whether the client left).
 //! Upgrades and h2 backends take pingora's proxy path (decided in `request_filter`).
 
 use super::ctx::ProxyCtx;
@@ -212,10 +213,10 @@ async fn read_final_head(session: &mut Session, client: &mut HttpSession) -> Res
         .resp_header()
         .is_none_or(|h| h.status.is_informational())
     {
-        client.read_response().await.map_err(|e| e.into_up())?;
+        unless_client_gone(session, client.read_response()).await?;
     }
     while relay_informational(session, client).await? {
-        client.read_response().await.map_err(|e| e.into_up())?;
+        unless_client_gone(session, client.read_response()).await?;
     }
     Ok(())
 }
@@ -259,7 +260,7 @@ async fn respond(
         .await
         .map_err(|e| e.into_down())?;
     while !end {
-        let mut data = client.read_body_bytes().await.map_err(|e| e.into_up())?;
+        let mut data = unless_client_gone(session, client.read_body_bytes()).await?;
         end = data.is_none() || client.is_body_done();
         loc.chain
             .response_body(session, &mut data, end, &mut ctx.req)?;
@@ -290,6 +291,32 @@ fn response_head(session: &Session, client: &mut HttpSession) -> Result<Box<Resp
         head.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
     }
     Ok(head)
+}
+
+/// Waits for the backend (`op`) while watching the client: a client that closes its
+/// connection (or resets its h2 stream) ends the exchange at once, as pingora's path and
+/// nginx do, instead of holding the backend busy for an answer nobody reads. The watch is
+/// a read of at most one byte, once the request body is read; a pipelined next request's
+/// first byte is kept for it by pingora.
+async fn unless_client_gone<T>(
+    session: &mut Session,
+    op: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    if !session.is_body_done() {
+        return op.await.map_err(|e| e.into_up());
+    }
+    tokio::pin!(op);
+    loop {
+        tokio::select! {
+            biased;
+            done = &mut op => return done.map_err(|e| e.into_up()),
+            gone = session.read_body_or_idle(true) => {
+                if let Err(e) = gone {
+                    return Err(e.into_down());
+                }
+            }
+        }
+    }
 }
 
 /// `Expect: 100-continue` on the request.
